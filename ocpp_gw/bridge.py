@@ -1,0 +1,221 @@
+"""The one MQTT client of the process (SPEC §6).
+
+paho's network loop thread only decodes downstream messages and puts them, without blocking, on
+the CSMSRx channel of the charge point they address. Upstream publishing is called from the
+session threads (paho's ``publish`` is thread-safe and only queues).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from . import envelope
+from .frames import Call, CallError, CallResult
+from .pipe import Upstream
+from .topics import Template
+
+log = logging.getLogger("ocpp_gw.bridge")
+
+_TYPE = {Call: "request", CallResult: "response", CallError: "error"}
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Bridge:
+    def __init__(self, settings, stats, registry):
+        self.settings = settings
+        self.stats = stats
+        self.registry = registry
+        mountpoint = settings["ocpp.mountpoint"]
+        self.client_id = settings["mqtt.client_id"]
+        self.qos = settings["ocpp.upstream.qos"]
+        self.bare = settings["ocpp.payload_format"] == "bare"
+        self.call_topic = Template(settings["ocpp.upstream.topic"], mountpoint)
+        self.call_topics = {action: Template(t, mountpoint)
+                            for action, t in settings.topic_overrides.items()}
+        self.reply_topic = Template(settings["ocpp.upstream.reply_topic"], mountpoint)
+        self.error_topic = Template(settings["ocpp.upstream.error_topic"], mountpoint)
+        self.dnstream_topic = Template(settings["ocpp.dnstream.topic"], mountpoint)
+        self.events_topic = Template(settings["ocpp.events.topic"], mountpoint)
+        self.status_topic = f"{mountpoint}gateway/{self.client_id}/status"
+        self.connected = threading.Event()
+        self._subscribed: set[str] = set()
+        self._lock = threading.Lock()
+        self.client = self._make_client()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        v5 = s["mqtt.protocol"] == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False)
+        if s["mqtt.username"]:
+            client.username_pw_set(s["mqtt.username"], s["mqtt.password"] or None)
+        if s["mqtt.ssl.cafile"] or s["mqtt.ssl.certfile"]:
+            client.tls_set(ca_certs=s["mqtt.ssl.cafile"], certfile=s["mqtt.ssl.certfile"],
+                           keyfile=s["mqtt.ssl.keyfile"])
+        client.max_queued_messages_set(s["mqtt.max_queued_messages"])
+        client.max_inflight_messages_set(100)
+        client.reconnect_delay_set(1, 30)
+        client.will_set(self.status_topic, "offline", qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        s = self.settings
+        host, port = s["mqtt.server"]
+        keepalive = max(1, int(s["mqtt.keepalive"]))
+        if s["mqtt.protocol"] == "5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = int(s["mqtt.session_expiry"])
+            self.client.connect_async(host, port, keepalive, clean_start=False, properties=props)
+        else:
+            self.client.connect_async(host, port, keepalive)
+        self.client.loop_start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish our offline status, wait for the queue to drain, disconnect."""
+        if self.connected.is_set():
+            info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def is_alive(self) -> bool:
+        thread = getattr(self.client, "_thread", None)
+        return thread is not None and thread.is_alive()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT broker refused the connection: %s", reason_code)
+            return
+        sock = client.socket()
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        log.info("MQTT connected to %s:%s (session present: %s)", *self.settings["mqtt.server"],
+                 flags.session_present)
+        client.publish(self.status_topic, "online", qos=1, retain=True)
+        with self._lock:
+            cids = list(self._subscribed)
+        for cid in cids:
+            client.subscribe(self.dnstream_topic.subscription(cid), qos=1)
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        if reason_code != 0:
+            log.warning("MQTT connection lost (%s); reconnecting", reason_code)
+            self.stats.incr("mqtt.disconnects")
+
+    # -- subscriptions (called under the registry lock) --------------------------------------
+
+    def subscribe(self, cid: str) -> None:
+        with self._lock:
+            self._subscribed.add(cid)
+        self.client.subscribe(self.dnstream_topic.subscription(cid), qos=1)
+
+    def unsubscribe(self, cid: str) -> None:
+        with self._lock:
+            self._subscribed.discard(cid)
+        self.client.unsubscribe(self.dnstream_topic.subscription(cid))
+
+    # -- upstream ----------------------------------------------------------------------------
+
+    def publish_upstream(self, cid: str, item: Upstream) -> bool:
+        message, action = item.message, item.action
+        if isinstance(message, Call):
+            template = self.call_topics.get(message.action, self.call_topic)
+        elif isinstance(message, CallResult):
+            template = self.reply_topic
+        else:
+            template = self.error_topic
+        topic = template.render(cid, action or "", message.unique_id, _TYPE[type(message)])
+        payload = envelope.encode_bare(message) if self.bare else envelope.encode(message, action)
+        info = self.client.publish(topic, payload, qos=self.qos)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            log.warning("[%s] %s not published to %s: %s", cid, message.unique_id, topic,
+                        mqtt.error_string(info.rc),
+                        extra={"cid": cid, "unique_id": message.unique_id, "action": action})
+            self.stats.incr("dropped.mqtt_queue_full")
+            return False
+        self.stats.incr("mqtt.published")
+        return True
+
+    def publish_event(self, session, event: str, reason: str) -> None:
+        peer = session.peer
+        body = {"cid": peer.cid, "event": event, "reason": reason, "peer": peer.address,
+                "username": peer.username, "subprotocol": peer.subprotocol,
+                "gateway": self.client_id, "ts": utc_now()}
+        self.client.publish(self.events_topic.render(peer.cid), json.dumps(body), qos=1,
+                            retain=True)
+
+    def publish_gateway_error(self, cid: str, error: CallError, action: str | None) -> None:
+        self.publish_upstream(cid, Upstream(error, action))
+
+    # -- downstream (paho's network thread: never block) -------------------------------------
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            self._route(msg.topic, msg.payload)
+        except Exception:  # noqa: BLE001 - the network thread must survive any message
+            log.exception("downstream message on %s could not be handled", msg.topic)
+            self.stats.incr("errors.downstream")
+
+    def _route(self, topic: str, payload: bytes) -> None:
+        fields = self.dnstream_topic.match(topic)
+        if fields is None or not fields.get("cid"):
+            log.warning("downstream message on unexpected topic %s dropped", topic)
+            self.stats.incr("dropped.unexpected_topic")
+            return
+        cid = fields["cid"]
+        try:
+            if self.bare:
+                message = envelope.decode_bare(payload, fields.get("type", ""),
+                                               fields.get("id", ""), fields.get("action") or None)
+                action = fields.get("action") or None
+            else:
+                message, action = envelope.decode(payload)
+        except envelope.EnvelopeError as err:
+            self._refuse(cid, err.unique_id, None, "invalid_envelope", err.reason)
+            return
+        self.stats.incr("mqtt.received")
+        session = self.registry.get(cid)
+        if session is None:
+            self._refuse(cid, message.unique_id, action if isinstance(message, Call) else None,
+                         "offline", f"{cid} is not connected", is_call=isinstance(message, Call))
+            return
+        try:
+            session.pipe.CSMSRx.put_nowait((message, action))
+        except Exception:  # queue.Full
+            self._refuse(cid, message.unique_id, action, "queue_full",
+                         f"the queue of {cid} is full", is_call=isinstance(message, Call))
+
+    def _refuse(self, cid: str, unique_id: str | None, action: str | None, reason: str,
+                description: str, is_call: bool = True) -> None:
+        log.warning("[%s] %s downstream message refused (%s): %s", cid, unique_id or "-", reason,
+                    description, extra={"cid": cid, "unique_id": unique_id, "action": action})
+        self.stats.incr(f"refused.{reason}")
+        if unique_id is None or not is_call:
+            return  # nothing to answer: no id, or a reply (answering a reply would loop)
+        self.publish_gateway_error(
+            cid, envelope.gateway_error(unique_id, reason, description, action), action)

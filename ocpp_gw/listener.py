@@ -1,0 +1,187 @@
+"""The WebSocket listeners: accept loops, one thread per connection, the HTTP upgrade (SPEC §3)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import struct
+import threading
+
+from . import handshake
+from .session import Peer, Session
+
+log = logging.getLogger("ocpp_gw.listener")
+
+
+def _format_peer(address) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Listener:
+    """Accepts connections on one address and hands each to its own thread."""
+
+    def __init__(self, runtime, address: tuple[str, int], name: str,
+                 ssl_context: ssl.SSLContext | None = None):
+        self.runtime = runtime
+        self.name = name
+        self.ssl_context = ssl_context
+        self.sock = socket.create_server(address, family=_family(address[0]), backlog=4096,
+                                         reuse_port=False)
+        self.address = self.sock.getsockname()[:2]
+        self.thread = threading.Thread(target=self._accept_loop, name=f"ocpp-accept-{name}",
+                                       daemon=True)
+        self._stopping = False
+
+    def start(self) -> None:
+        self.thread.start()
+        log.info("listening for charge points on %s://%s/%s", self.name,
+                 _format_peer(self.address), self.runtime.settings["ocpp.listener.path"].strip("/"))
+
+    def stop(self) -> None:
+        self._stopping = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(2.0)
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def _accept_loop(self) -> None:
+        while not self._stopping:
+            try:
+                conn, address = self.sock.accept()
+            except OSError:
+                if self._stopping:
+                    return
+                log.exception("accept failed on %s", self.name)
+                continue
+            peer = _format_peer(address)
+            if not self.runtime.connections.acquire(blocking=False):
+                self.runtime.stats.incr("refused.max_connections")
+                log.warning("connection from %s refused: max_connections reached", peer)
+                _refuse_quickly(conn, handshake.Refusal(503, "too many connections"))
+                continue
+            thread = threading.Thread(target=self._serve, args=(conn, peer),
+                                      name=f"ocpp-conn-{peer}", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:
+                self.runtime.connections.release()
+                _refuse_quickly(conn, handshake.Refusal(503, "cannot start a thread"))
+
+    def _serve(self, conn: socket.socket, peer: str) -> None:
+        try:
+            Connection(self.runtime, conn, peer, self.ssl_context).handle()
+        finally:
+            self.runtime.connections.release()
+
+
+class Connection:
+    """One accepted socket until it is refused or has become a session."""
+
+    def __init__(self, runtime, sock: socket.socket, peer: str, ssl_context):
+        self.runtime = runtime
+        self.sock = sock
+        self.peer = peer
+        self.ssl_context = ssl_context
+
+    def handle(self) -> None:
+        settings = self.runtime.settings
+        sock = self.sock
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # A CP that stops reading must not wedge its thread in sendall forever.
+            send_timeout = max(1.0, settings["ocpp.awaiting_timeout"])
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                            struct.pack("ll", int(send_timeout), 0))
+            sock.settimeout(settings["ocpp.idle_timeout"] or None)
+            if self.ssl_context is not None:
+                sock = self.sock = self.ssl_context.wrap_socket(sock, server_side=True)
+            raw = self._read_request()
+            if raw is None:
+                return
+            decision = self._decide(raw)
+            if isinstance(decision, handshake.Refusal):
+                self._refuse(decision)
+                return
+            sock.settimeout(None)
+            session = Session(self.runtime, sock, raw, decision)
+            self.sock = None  # the session owns it now
+            session.run()
+        except (OSError, ssl.SSLError) as err:
+            log.info("connection from %s ended during the handshake: %s", self.peer, err)
+            self.runtime.stats.incr("handshake.aborted")
+        except Exception:  # noqa: BLE001 - never let one connection take the listener down
+            log.exception("connection from %s failed", self.peer)
+            self.runtime.stats.incr("errors.handshake")
+        finally:
+            if self.sock is not None:
+                self.sock.close()
+
+    def _read_request(self) -> bytes | None:
+        buf = b""
+        while True:
+            try:
+                chunk = self.sock.recv(4096)
+            except TimeoutError:
+                log.warning("connection from %s closed: no handshake within %gs", self.peer,
+                            self.runtime.settings["ocpp.idle_timeout"])
+                self.runtime.stats.incr("refused.handshake_timeout")
+                return None
+            if not chunk:
+                return None
+            buf += chunk
+            end = handshake.find_header_end(buf)
+            if end >= 0:
+                # Frames sent right behind the request stay in buf: wsproto gets them too.
+                return buf
+            if len(buf) > handshake.MAX_REQUEST_BYTES:
+                self._refuse(handshake.Refusal(431, "request header too large"))
+                return None
+
+    def _decide(self, raw: bytes) -> Peer | handshake.Refusal:
+        settings = self.runtime.settings
+        end = handshake.find_header_end(raw)
+        if end > handshake.MAX_REQUEST_BYTES:
+            return handshake.Refusal(431, "request header too large")
+        request = handshake.parse_request(
+            raw[:end], path_prefix=settings["ocpp.listener.path"],
+            fail_if_no_subprotocol=settings["ocpp.listener.fail_if_no_subprotocol"])
+        if isinstance(request, handshake.Refusal):
+            return request
+        subprotocol = handshake.choose_subprotocol(
+            request.subprotocols, settings["ocpp.listener.fail_if_no_subprotocol"])
+        if isinstance(subprotocol, handshake.Refusal):
+            return subprotocol
+        refusal = handshake.authorize(request, self.runtime.auth,
+                                      must_match_cid=settings["auth.username_must_match_cid"])
+        if refusal is not None:
+            return refusal
+        return Peer(request.cid, self.peer, request.username, subprotocol)
+
+    def _refuse(self, refusal: handshake.Refusal) -> None:
+        log.warning("connection from %s refused: %d %s", self.peer, refusal.status, refusal.reason)
+        self.runtime.stats.incr(f"refused.http_{refusal.status}")
+        try:
+            self.sock.sendall(refusal.to_bytes())
+        except OSError:
+            pass
+
+
+def _refuse_quickly(conn: socket.socket, refusal: handshake.Refusal) -> None:
+    try:
+        conn.settimeout(1.0)
+        conn.sendall(refusal.to_bytes())
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

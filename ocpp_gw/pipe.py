@@ -1,0 +1,491 @@
+"""The per-charge-point pipe: OCPP-J call discipline between one CP and the CSMS (SPEC §5).
+
+The pipe knows nothing about sockets or MQTT. Producers put into its two receive channels
+(``ChargeStationRx``: raw WebSocket frames; ``CSMSRx``: decoded envelopes), which ring its
+doorbell; its owner thread calls :meth:`Pipe.step` and forwards what appears on the two transmit
+channels (``ChargeStationTx``: messages and a final :class:`Close` for the CP; ``CSMSTx``:
+:class:`Upstream` items for MQTT). All state changes happen inside ``step`` on that one thread,
+so the state needs no locks. Deadlines are plain numbers on the pipe's clock; ``step`` returns
+the earliest, and the owner waits on the doorbell with that timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from . import frames
+from .envelope import gateway_error
+from .frames import Call, CallError, CallResult, Message
+
+log = logging.getLogger("ocpp_gw.pipe")
+
+WAITING = "WAITING"
+CS_CALL = "CS_CALL"
+CSMS_CALL = "CSMS_CALL"
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_UNSUPPORTED_DATA = 1003
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A message for MQTT, with the Action it belongs to (merged into replies)."""
+
+    message: Message
+    action: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """The last item on ``ChargeStationTx``: close the WebSocket with this code."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """Put on ``ChargeStationRx`` by the reader when the CP's socket has closed."""
+
+    code: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Adopted:
+    """Put on ``CSMSRx`` on takeover: CSMS calls the previous connection had not finished."""
+
+    calls: tuple[Call, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PipeConfig:
+    awaiting_timeout: float = 30.0
+    retry_interval: float = 30.0
+    max_mqueue_len: int = 100
+    heartbeat_interval: float = 60.0
+    heartbeat_backoff: float = 1.0
+    idle_timeout: float = 30.0
+    max_bad_frames: int = 10
+    recent_csms_calls: int = 16
+    check_upstream: bool = False
+    check_dnstream: bool = False
+
+    @classmethod
+    def from_settings(cls, settings) -> "PipeConfig":
+        checking = settings["ocpp.message_format_checking"]
+        return cls(
+            awaiting_timeout=settings["ocpp.awaiting_timeout"],
+            retry_interval=settings["ocpp.retry_interval"],
+            max_mqueue_len=settings["ocpp.dnstream.max_mqueue_len"],
+            heartbeat_interval=settings["ocpp.default_heartbeat_interval"],
+            heartbeat_backoff=settings["ocpp.heartbeat_checking_times_backoff"],
+            idle_timeout=settings["ocpp.idle_timeout"],
+            max_bad_frames=settings["ocpp.max_bad_frames"],
+            recent_csms_calls=settings["ocpp.recent_csms_calls"],
+            check_upstream=checking in ("all", "upstream_only"),
+            check_dnstream=checking in ("all", "dnstream_only"),
+        )
+
+
+class Channel(queue.Queue):
+    """A queue that rings its pipe's doorbell on every put."""
+
+    def __init__(self, doorbell: threading.Event, maxsize: int = 0):
+        super().__init__(maxsize)
+        self._doorbell = doorbell
+
+    def _put(self, item):
+        super()._put(item)
+        self._doorbell.set()
+
+
+class _NullStats:
+    def incr(self, name: str, n: int = 1) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class _CpCall:
+    unique_id: str
+    action: str
+    deadline: float
+    expired: bool = False
+
+
+@dataclass(slots=True)
+class _CsmsCall:
+    call: Call
+    deadline: float
+    next_retry: float
+
+
+class Pipe:
+    """One charge point's state machine (SPEC §5)."""
+
+    def __init__(self, cid: str, config: PipeConfig = PipeConfig(), *,
+                 clock: Callable[[], float] = time.monotonic, stats=None, checker=None):
+        self.cid = cid
+        self.config = config
+        self.clock = clock
+        self.stats = stats or _NullStats()
+        self.checker = checker
+        self.doorbell = threading.Event()
+        self.ChargeStationRx = Channel(self.doorbell)
+        self.ChargeStationTx: queue.Queue = queue.Queue()
+        # Sized so the paho thread can always put replies; calls are bounded by the pending queue.
+        self.CSMSRx = Channel(self.doorbell, maxsize=config.max_mqueue_len + 64)
+        self.CSMSTx: queue.Queue = queue.Queue()
+
+        now = clock()
+        self.connected_at = now
+        self.last_rx = now  # written by the socket reader on any received bytes
+        self.last_message_at: float | None = None
+        self.last_action: str | None = None
+        self.messages_in = 0
+        self.messages_out = 0
+        self.heartbeat_interval = config.heartbeat_interval
+        self.closed: Close | None = None
+
+        self._cp_call: _CpCall | None = None
+        self._csms_call: _CsmsCall | None = None
+        self._pending: deque[Call] = deque()
+        self._recent: OrderedDict[str, str] = OrderedDict()  # sent CSMS call id -> action
+        self._bad_frames = 0
+        self._idle_deadline: float | None = now + config.idle_timeout if config.idle_timeout else None
+        self._keepalive_at: float | None = None
+        self._schedule_keepalive(now)
+
+    # -- what the owner and the admin API read ------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        if self._cp_call is not None and not self._cp_call.expired:
+            return CS_CALL
+        if self._csms_call is not None:
+            return CSMS_CALL
+        return WAITING
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    # -- the step ----------------------------------------------------------------------------
+
+    def step(self) -> float | None:
+        """Handle everything that is pending or due; return the next deadline (or None)."""
+        self.doorbell.clear()
+        while self.closed is None:
+            progressed = self._drain(self.ChargeStationRx, self._on_cp_item)
+            self._expire(self.clock())
+            if self.closed is not None:
+                break
+            progressed |= self._drain(self.CSMSRx, self._on_csms_item)
+            progressed |= self._dispatch()
+            if not progressed:
+                break
+        return self.next_deadline()
+
+    def next_deadline(self) -> float | None:
+        if self.closed is not None:
+            return None
+        candidates = [self._idle_deadline, self._keepalive_at]
+        if self._cp_call is not None and not self._cp_call.expired:
+            candidates.append(self._cp_call.deadline)
+        if self._csms_call is not None:
+            candidates.append(min(self._csms_call.deadline, self._csms_call.next_retry))
+        return min((c for c in candidates if c is not None), default=None)
+
+    @staticmethod
+    def _drain(channel: queue.Queue, handle) -> bool:
+        handled = False
+        while True:
+            try:
+                item = channel.get_nowait()
+            except queue.Empty:
+                return handled
+            handle(item)
+            handled = True
+
+    # -- from the charge point ---------------------------------------------------------------
+
+    def _on_cp_item(self, item) -> None:
+        if self.closed is not None:
+            return
+        if isinstance(item, Close):
+            self._close(item.code, item.reason)
+            return
+        if isinstance(item, Disconnected):
+            self.closed = Close(item.code or CLOSE_GOING_AWAY, item.reason or "connection lost")
+            return
+        if isinstance(item, bytes):
+            self._warn("binary frame refused", None)
+            self.stats.incr("refused.binary_frame")
+            self._close(CLOSE_UNSUPPORTED_DATA, "binary frames are not OCPP-J")
+            return
+        try:
+            message = frames.parse(item)
+        except frames.UnknownMessageType as err:
+            self._warn(f"ignored frame: {err.description}", err.unique_id)
+            self.stats.incr("dropped.unknown_message_type")
+            self._bad_frame()
+            return
+        except frames.FrameError as err:
+            self._warn(f"malformed frame: {err.description}", err.unique_id)
+            self.stats.incr("refused.malformed_frame")
+            answer = frames.formation_violation(err)
+            if answer is not None:
+                self._to_cp(answer)
+            self._bad_frame()
+            return
+        self._bad_frames = 0
+        self._idle_deadline = None
+        self.messages_in += 1
+        self.last_message_at = self.clock()
+        if isinstance(message, Call):
+            self.last_action = message.action
+            self._on_cp_call(message)
+        else:
+            self._on_cp_reply(message)
+
+    def _bad_frame(self) -> None:
+        self._bad_frames += 1
+        if self._bad_frames >= self.config.max_bad_frames:
+            self._close(CLOSE_PROTOCOL_ERROR, f"{self._bad_frames} bad frames in a row")
+
+    def _on_cp_call(self, call: Call) -> None:
+        self.stats.incr("upstream.calls")
+        if self.config.check_upstream and self.checker is not None:
+            violation = self.checker.check_request(call.action, call.payload)
+            if violation is not None:
+                self._warn(f"{call.action} refused: {violation.description}", call.unique_id,
+                           call.action)
+                self.stats.incr(f"refused.schema.{violation.code}")
+                self._to_cp(CallError(call.unique_id, violation.code, violation.description, {}))
+                return
+        if self._cp_call is not None and not self._cp_call.expired:
+            self._warn(f"new call {call.action} before the answer to {self._cp_call.action} "
+                       f"{self._cp_call.unique_id}; that answer will be dropped",
+                       call.unique_id, call.action)
+            self.stats.incr("upstream.superseded_calls")
+        self._cp_call = _CpCall(call.unique_id, call.action,
+                                self.clock() + self.config.awaiting_timeout)
+        self._to_csms(call, call.action)
+
+    def _on_cp_reply(self, reply: CallResult | CallError) -> None:
+        current = self._csms_call
+        if current is not None and current.call.unique_id == reply.unique_id:
+            self._csms_call = None
+        action = self._recent.pop(reply.unique_id, None)
+        if action is None:
+            self._warn("dropped CP reply: it matches no recent CSMS call", reply.unique_id)
+            self.stats.incr("dropped.cp_reply_unmatched")
+            return
+        if current is None or current.call.unique_id != reply.unique_id:
+            log.info("[%s] late reply %s to %s forwarded", self.cid, reply.unique_id, action,
+                     extra=self._fields(reply.unique_id, action))
+            self.stats.incr("upstream.late_replies")
+        if isinstance(reply, CallResult) and self.config.check_upstream and self.checker is not None:
+            violation = self.checker.check_response(action, reply.payload)
+            if violation is not None:
+                self._warn(f"{action} reply refused: {violation.description}", reply.unique_id, action)
+                self.stats.incr(f"refused.schema.{violation.code}")
+                reply = gateway_error(reply.unique_id, "schema", violation.description, action,
+                                      payload=reply.payload)
+        self.stats.incr("upstream.replies")
+        self._to_csms(reply, action)
+
+    # -- from the CSMS -----------------------------------------------------------------------
+
+    def _on_csms_item(self, item) -> None:
+        if isinstance(item, Adopted):
+            self._pending.extendleft(reversed(item.calls))
+            return
+        message, _action = item
+        if self.closed is not None and not isinstance(message, Call):
+            self._warn("dropped CSMS reply: the CP has gone", message.unique_id)
+            self.stats.incr("dropped.csms_reply_cp_gone")
+            return
+        if isinstance(message, Call):
+            self._on_csms_call(message)
+        else:
+            self._on_csms_reply(message)
+
+    def _on_csms_call(self, call: Call) -> None:
+        if self.config.check_dnstream and self.checker is not None:
+            violation = self.checker.check_request(call.action, call.payload)
+            if violation is not None:
+                self._refuse_csms_call(call, "schema", violation.description, payload=call.payload)
+                return
+        if len(self._pending) >= self.config.max_mqueue_len:
+            self._refuse_csms_call(call, "queue_full",
+                                   f"{len(self._pending)} calls already queued for {self.cid}")
+            return
+        self._pending.append(call)
+
+    def _on_csms_reply(self, reply: CallResult | CallError) -> None:
+        current = self._cp_call
+        if current is None or current.unique_id != reply.unique_id:
+            self._warn("dropped CSMS reply: it matches no open call of the CP", reply.unique_id)
+            self.stats.incr("dropped.csms_reply_unmatched")
+            return
+        if isinstance(reply, CallResult) and self.config.check_dnstream and self.checker is not None:
+            violation = self.checker.check_response(current.action, reply.payload)
+            if violation is not None:
+                self._warn(f"{current.action} reply refused: {violation.description}",
+                           reply.unique_id, current.action)
+                self.stats.incr(f"refused.schema.{violation.code}")
+                self._to_csms(gateway_error(reply.unique_id, "schema", violation.description,
+                                            current.action, payload=reply.payload),
+                              current.action)
+                return
+        if current.expired:
+            log.info("[%s] late reply %s to %s forwarded", self.cid, reply.unique_id, current.action,
+                     extra=self._fields(reply.unique_id, current.action))
+            self.stats.incr("dnstream.late_replies")
+        self._cp_call = None
+        if current.action == "BootNotification" and isinstance(reply, CallResult):
+            self._adopt_heartbeat_interval(reply.payload)
+        self.stats.incr("dnstream.replies")
+        self._to_cp(reply)
+
+    def _adopt_heartbeat_interval(self, payload: dict) -> None:
+        interval = payload.get("interval")
+        if payload.get("status") != "Accepted" or not isinstance(interval, int) \
+                or isinstance(interval, bool) or interval < 0:
+            return
+        self.heartbeat_interval = float(interval)
+        self._schedule_keepalive(self.clock())
+        log.info("[%s] heartbeat interval %ss", self.cid, interval, extra=self._fields())
+
+    def _refuse_csms_call(self, call: Call, reason: str, description: str, **details) -> None:
+        self._warn(f"CSMS call {call.action} refused ({reason}): {description}", call.unique_id,
+                   call.action)
+        self.stats.incr(f"refused.{reason}")
+        self._to_csms(gateway_error(call.unique_id, reason, description, call.action, **details),
+                      call.action)
+
+    # -- sending CSMS calls to the CP --------------------------------------------------------
+
+    def _dispatch(self) -> bool:
+        if not self._pending or self.state != WAITING:
+            return False
+        call = self._pending.popleft()
+        now = self.clock()
+        self._csms_call = _CsmsCall(call, now + self.config.awaiting_timeout,
+                                    now + self.config.retry_interval)
+        self._recent[call.unique_id] = call.action
+        while len(self._recent) > self.config.recent_csms_calls:
+            self._recent.popitem(last=False)
+        self.stats.incr("dnstream.calls")
+        self._to_cp(call)
+        return True
+
+    # -- deadlines ---------------------------------------------------------------------------
+
+    def _expire(self, now: float) -> None:
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            self._warn(f"no OCPP frame within {self.config.idle_timeout:g}s of connecting", None)
+            self.stats.incr("closed.idle_timeout")
+            self._close(CLOSE_GOING_AWAY, "idle timeout")
+            return
+        if self._keepalive_at is not None and now >= self._keepalive_at:
+            allowed = self.heartbeat_interval * self.config.heartbeat_backoff
+            if now - self.last_rx > allowed:
+                self._warn(f"nothing received for {now - self.last_rx:.1f}s "
+                           f"(allowed {allowed:g}s)", None)
+                self.stats.incr("closed.heartbeat_timeout")
+                self._close(CLOSE_GOING_AWAY, "heartbeat timeout")
+                return
+            self._schedule_keepalive(now)
+        cp_call = self._cp_call
+        if cp_call is not None and not cp_call.expired and now >= cp_call.deadline:
+            cp_call.expired = True
+            self._warn(f"CSMS did not answer {cp_call.action} within "
+                       f"{self.config.awaiting_timeout:g}s", cp_call.unique_id, cp_call.action)
+            self.stats.incr("timeouts.csms")
+        csms_call = self._csms_call
+        if csms_call is None:
+            return
+        call = csms_call.call
+        if now >= csms_call.deadline:
+            self._csms_call = None
+            self._warn(f"CP did not answer {call.action} within {self.config.awaiting_timeout:g}s",
+                       call.unique_id, call.action)
+            self.stats.incr("timeouts.cp")
+            self._to_csms(gateway_error(call.unique_id, "timeout",
+                                        f"{self.cid} did not answer within "
+                                        f"{self.config.awaiting_timeout:g}s", call.action),
+                          call.action)
+        elif now >= csms_call.next_retry:
+            csms_call.next_retry += self.config.retry_interval
+            log.info("[%s] re-sending %s %s", self.cid, call.action, call.unique_id,
+                     extra=self._fields(call.unique_id, call.action))
+            self.stats.incr("dnstream.retries")
+            self._to_cp(call)
+
+    def _schedule_keepalive(self, now: float) -> None:
+        self._keepalive_at = now + self.heartbeat_interval if self.heartbeat_interval > 0 else None
+
+    # -- endings -----------------------------------------------------------------------------
+
+    def _close(self, code: int, reason: str) -> None:
+        self.closed = Close(code, reason)
+        self.ChargeStationTx.put(self.closed)
+
+    def request_close(self, code: int, reason: str) -> None:
+        """Ask the pipe to close the CP (kick, shutdown, takeover); safe from any thread."""
+        self.ChargeStationRx.put(Close(code, reason))
+
+    def unfinished_calls(self) -> list[Call]:
+        """CSMS calls not answered yet (the one out first); empties the pipe of them."""
+        self.step_inputs_only()
+        calls = [self._csms_call.call] if self._csms_call is not None else []
+        calls.extend(self._pending)
+        self._csms_call = None
+        self._pending.clear()
+        return calls
+
+    def step_inputs_only(self) -> None:
+        """Take in what the CSMS already sent, without dispatching (used when ending)."""
+        self._drain(self.CSMSRx, self._on_csms_item)
+
+    def answer_unfinished(self, reason: str, description: str) -> int:
+        """Answer every CSMS call still held with a gateway error; return how many."""
+        calls = self.unfinished_calls()
+        for call in calls:
+            self._refuse_csms_call(call, reason, description)
+        return len(calls)
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    def _to_cp(self, message: Message) -> None:
+        self.messages_out += 1
+        self.ChargeStationTx.put(message)
+
+    def _to_csms(self, message: Message, action: str | None) -> None:
+        self.CSMSTx.put(Upstream(message, action))
+
+    def _fields(self, unique_id: str | None = None, action: str | None = None) -> dict:
+        return {"cid": self.cid, "unique_id": unique_id, "action": action}
+
+    def _warn(self, text: str, unique_id: str | None, action: str | None = None) -> None:
+        ident = f" {unique_id}" if unique_id else ""
+        log.warning("[%s]%s %s", self.cid, ident, text, extra=self._fields(unique_id, action))
+
+
+def drain(channel: queue.Queue) -> Iterable:
+    """Yield everything currently on a channel without blocking."""
+    while True:
+        try:
+            yield channel.get_nowait()
+        except queue.Empty:
+            return

@@ -1,0 +1,142 @@
+"""Wiring and lifecycle: start order, signals (handlers only enqueue), graceful stop (SPEC §8)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import ssl
+import time
+
+from . import auth, logs
+from .bridge import Bridge
+from .listener import Listener
+from .registry import Registry
+from .runtime import Runtime
+
+log = logging.getLogger("ocpp_gw.service")
+
+CLOSE_GOING_AWAY = 1001
+STOP_BUDGET = 8.0  # seconds for closing every CP; SPEC allows 10 for the whole stop
+
+
+class StartupError(Exception):
+    """The service cannot start with this configuration (exit 2)."""
+
+
+def make_auth(settings):
+    backend = settings["auth.backend"]
+    if backend == "none":
+        return auth.NoAuth()
+    if backend == "file":
+        try:
+            return auth.FileBackend(settings["auth.file"])
+        except (OSError, ValueError) as err:
+            raise StartupError(f"{settings.source}: auth.file: {err}") from err
+    raise StartupError(f"{settings.source}: auth.backend: '{backend}' is not available yet")
+
+
+def make_checker(settings):
+    if settings["ocpp.message_format_checking"] == "disable":
+        return None
+    from . import schemas
+    directory = settings["ocpp.json_schema_dir"] or schemas.default_schema_dir()
+    try:
+        return schemas.SchemaChecker(directory, settings["ocpp.json_schema_id_prefix"])
+    except schemas.SchemaError as err:
+        raise StartupError(f"{settings.source}: ocpp.json_schema_dir: {err}") from err
+
+
+def make_ssl_context(settings) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings["ocpp.listener.ssl.certfile"],
+                            settings["ocpp.listener.ssl.keyfile"])
+    if settings["ocpp.listener.ssl.cacertfile"]:
+        context.load_verify_locations(settings["ocpp.listener.ssl.cacertfile"])
+    if settings["ocpp.listener.ssl.verify"] == "verify_peer":
+        context.verify_mode = ssl.CERT_REQUIRED \
+            if settings["ocpp.listener.ssl.fail_if_no_peer_cert"] else ssl.CERT_OPTIONAL
+    return context
+
+
+class Service:
+    def __init__(self, settings):
+        self.settings = settings
+        self.runtime = Runtime(settings=settings, auth=make_auth(settings),
+                               checker=make_checker(settings))
+        self.runtime.registry = Registry(on_first=self._subscribe, on_last=self._unsubscribe)
+        self.runtime.bridge = Bridge(settings, self.runtime.stats, self.runtime.registry)
+        self.listeners: list[Listener] = []
+        self.signals: queue.Queue = queue.Queue()
+        self.started_at = time.time()
+
+    def _subscribe(self, cid: str) -> None:
+        self.runtime.bridge.subscribe(cid)
+
+    def _unsubscribe(self, cid: str) -> None:
+        self.runtime.bridge.unsubscribe(cid)
+
+    def start(self, mqtt_wait: float = 10.0) -> None:
+        settings = self.settings
+        self.runtime.bridge.start()
+        try:
+            if settings["ocpp.listener.ws"]:
+                self.listeners.append(Listener(self.runtime, settings["ocpp.listener.ws"], "ws"))
+            if settings["ocpp.listener.wss"]:
+                self.listeners.append(Listener(self.runtime, settings["ocpp.listener.wss"], "wss",
+                                               make_ssl_context(settings)))
+        except (OSError, ssl.SSLError) as err:
+            self.runtime.bridge.stop(0)
+            raise StartupError(f"cannot listen: {err}") from err
+        for listener in self.listeners:
+            listener.start()
+        if self.runtime.bridge.connected.wait(mqtt_wait):
+            log.info("ocpp_gw ready")
+        else:
+            log.warning("ocpp_gw ready, but the MQTT broker at %s:%s is not reachable yet; "
+                        "upstream messages are queued", *settings["mqtt.server"])
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; the handlers only enqueue, this loop acts."""
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda num, frame: self.signals.put(num))
+        self.start()
+        while True:
+            signum = self.signals.get()
+            if signum == signal.SIGHUP:
+                self.reload()
+                continue
+            log.info("stopping on %s", signal.Signals(signum).name)
+            self.stop()
+            return 0
+
+    def reload(self) -> None:
+        """SIGHUP: re-read credentials and the log level; connections stay up."""
+        from .settings import ConfigError, load
+        try:
+            fresh = load(self.settings.source)
+        except ConfigError as err:
+            log.error("reload refused, keeping the running configuration: %s", err)
+            return
+        logs.set_level(fresh["log.level"])
+        reload_auth = getattr(self.runtime.auth, "reload", None)
+        if reload_auth is not None:
+            try:
+                reload_auth()
+            except (OSError, ValueError) as err:
+                log.error("credentials not reloaded, keeping the old ones: %s", err)
+                return
+        log.info("reloaded credentials and log level (%s)", fresh["log.level"])
+
+    def stop(self) -> None:
+        for listener in self.listeners:
+            listener.stop()
+        sessions = list(self.runtime.registry)
+        for session in sessions:
+            session.pipe.request_close(CLOSE_GOING_AWAY, "shutdown")
+        deadline = time.monotonic() + STOP_BUDGET
+        for session in sessions:
+            session.finished.wait(max(0.0, deadline - time.monotonic()))
+        self.runtime.bridge.stop()
+        log.info("stopped")

@@ -1,0 +1,207 @@
+"""One charge point connection, from an accepted handshake to the last byte (socketserver style).
+
+``setup`` opens the WebSocket and claims the cid (taking over an older connection), ``handle``
+runs the pipe on this thread and forwards what it emits, ``finish`` answers or hands over the
+CSMS calls still held, publishes the disconnect event and releases the socket, always.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from simple_websocket import ConnectionClosed
+
+from . import frames
+from .pipe import Adopted, Close, Disconnected, Pipe, drain
+from .websocket import CpWebSocket, LockedSocket
+
+log = logging.getLogger("ocpp_gw.session")
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What the handshake established about the connecting charge point."""
+
+    cid: str
+    address: str
+    username: str | None
+    subprotocol: str | None
+
+
+class Session:
+    def __init__(self, runtime, sock: socket.socket, raw_request: bytes, peer: Peer):
+        self.runtime = runtime
+        self.cid = peer.cid
+        self.peer = peer
+        self.connected_at = time.time()
+        self.pipe = Pipe(peer.cid, runtime.pipe_config, stats=runtime.stats, checker=runtime.checker)
+        self.finished = threading.Event()
+        self.successor: Session | None = None
+        self.ws: CpWebSocket | None = None
+        self._sock = LockedSocket(sock, self._stamp_receive)
+        self._raw_request = raw_request
+        self._rx_lock = threading.Lock()
+        self._reader_done = False
+
+    # -- the three phases --------------------------------------------------------------------
+
+    def run(self) -> None:
+        threading.current_thread().name = f"ocpp-cp-{self.cid}"
+        registered = False
+        try:
+            self.ws = CpWebSocket(
+                self._sock, self._raw_request, self.peer.subprotocol,
+                max_message_size=self.runtime.settings["ocpp.max_frame_size"],
+                on_event=self._pull_frames, thread_name=f"ocpp-rx-{self.cid}")
+            self._pull_frames()
+            self._claim_cid()
+            registered = True
+            self._handle()
+        except Exception:  # noqa: BLE001 - one CP's failure must not touch the others
+            log.exception("[%s] session failed", self.cid, extra={"cid": self.cid})
+            self.runtime.stats.incr("errors.session")
+            if self.pipe.closed is None:
+                self.pipe.closed = Close(1011, "internal error")
+        finally:
+            self._finish(registered)
+
+    def _claim_cid(self) -> None:
+        previous = self.runtime.registry.register(self)
+        if previous is not None:
+            log.info("[%s] takes over the connection from %s", self.cid, previous.peer.address,
+                     extra={"cid": self.cid})
+            self.runtime.stats.incr("connections.taken_over")
+            previous.successor = self
+            previous.pipe.request_close(CLOSE_NORMAL, "taken over")
+            if not previous.finished.wait(self.runtime.settings["ocpp.close_timeout"] + 2.0):
+                log.warning("[%s] previous connection did not finish in time", self.cid,
+                            extra={"cid": self.cid})
+        self.runtime.stats.incr("connections.opened")
+        log.info("[%s] connected from %s as %s (%s)", self.cid, self.peer.address,
+                 self.peer.username or "-", self.peer.subprotocol or "no subprotocol",
+                 extra={"cid": self.cid})
+        self.runtime.bridge.publish_event(self, "connected", "")
+
+    def _handle(self) -> None:
+        pipe = self.pipe
+        clock = pipe.clock
+        while True:
+            deadline = pipe.step()
+            self._flush()
+            if pipe.closed is not None:
+                return
+            timeout = None if deadline is None else max(0.0, deadline - clock())
+            pipe.doorbell.wait(timeout)
+
+    def _finish(self, registered: bool) -> None:
+        pipe = self.pipe
+        reason = pipe.closed.reason if pipe.closed is not None else "ended"
+        try:
+            if registered:
+                self._settle_unfinished_calls(reason)
+                self._flush_upstream()
+                self.runtime.registry.unregister(self)
+                self.runtime.stats.incr("connections.closed")
+                log.info("[%s] disconnected: %s", self.cid, reason, extra={"cid": self.cid})
+                self.runtime.bridge.publish_event(self, "disconnected", reason)
+        finally:
+            self._close_socket(pipe.closed)
+            self.finished.set()
+
+    def _settle_unfinished_calls(self, reason: str) -> None:
+        successor = self.successor
+        if successor is not None:
+            calls = self.pipe.unfinished_calls()
+            if calls:
+                successor.pipe.CSMSRx.put(Adopted(tuple(calls)))
+                log.info("[%s] %d CSMS call(s) handed to the new connection", self.cid, len(calls),
+                         extra={"cid": self.cid})
+            return
+        self.pipe.answer_unfinished("disconnected", f"{self.cid} disconnected: {reason}")
+
+    # -- moving messages ---------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        for item in drain(self.pipe.ChargeStationTx):
+            if isinstance(item, Close):
+                self.ws.close_with(item.code, item.reason)
+            elif self.ws.connected:
+                self._send(item)
+            else:
+                log.warning("[%s] %s not delivered: the connection is closed", self.cid,
+                            item.unique_id, extra={"cid": self.cid, "unique_id": item.unique_id})
+                self.runtime.stats.incr("dropped.cp_gone")
+        self._flush_upstream()
+
+    def _send(self, message: frames.Message) -> None:
+        try:
+            self.ws.send_text(frames.serialize(message))
+        except (ConnectionClosed, OSError) as err:
+            log.warning("[%s] send of %s failed: %s", self.cid, message.unique_id, err,
+                        extra={"cid": self.cid, "unique_id": message.unique_id})
+            self.runtime.stats.incr("dropped.cp_send_failed")
+            self.pipe.ChargeStationRx.put(Disconnected(None, "send failed"))
+
+    def _flush_upstream(self) -> None:
+        publish = self.runtime.bridge.publish_upstream
+        for item in drain(self.pipe.CSMSTx):
+            publish(self.cid, item)
+
+    def _pull_frames(self) -> None:
+        """Runs on the reader thread: move received frames onto ChargeStationRx."""
+        ws = self.ws
+        if ws is None:
+            return
+        rx = self.pipe.ChargeStationRx
+        with self._rx_lock:
+            while not self._reader_done:
+                try:
+                    data = ws.receive(timeout=0)
+                except ConnectionClosed:
+                    self._reader_done = True
+                    rx.put(Disconnected(ws.close_reason, "closed by charge point"
+                                        f" (code {int(ws.close_reason)})"))
+                    return
+                if data is None:
+                    return
+                rx.put(data)
+
+    def _stamp_receive(self) -> None:
+        self.pipe.last_rx = self.pipe.clock()
+
+    def _close_socket(self, closed: Close | None) -> None:
+        ws = self.ws
+        if ws is not None:
+            ws.close_with(closed.code if closed else CLOSE_GOING_AWAY,
+                          closed.reason if closed else "going away")
+            # Give the CP a moment to answer the close handshake, then cut the line.
+            ws.thread.join(self.runtime.settings["ocpp.close_timeout"])
+        self._sock.shutdown()
+        self._sock.close()
+        if ws is not None:
+            ws.thread.join(1.0)
+
+    # -- for the admin API -------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        pipe = self.pipe
+        return {
+            "cid": self.cid,
+            "peer": self.peer.address,
+            "username": self.peer.username,
+            "subprotocol": self.peer.subprotocol,
+            "connected_at": self.connected_at,
+            "state": pipe.state,
+            "queue_depth": pipe.queue_depth,
+            "heartbeat_interval": pipe.heartbeat_interval,
+            "last_action": pipe.last_action,
+            "messages_in": pipe.messages_in,
+            "messages_out": pipe.messages_out,
+        }
