@@ -141,28 +141,24 @@ class Connection:
                 # Frames sent right behind the request stay in buf: wsproto gets them too.
                 return buf
             if len(buf) > handshake.MAX_REQUEST_BYTES:
-                self._refuse(handshake.Refusal(431, "request header too large"))
+                self._refuse(handshake.too_large())
                 return None
 
     def _decide(self, raw: bytes) -> Peer | handshake.Refusal:
         settings = self.runtime.settings
         end = handshake.find_header_end(raw)
         if end > handshake.MAX_REQUEST_BYTES:
-            return handshake.Refusal(431, "request header too large")
+            return handshake.too_large()
         request = handshake.parse_request(
             raw[:end], path_prefix=settings["ocpp.listener.path"],
             fail_if_no_subprotocol=settings["ocpp.listener.fail_if_no_subprotocol"])
         if isinstance(request, handshake.Refusal):
             return request
-        subprotocol = handshake.choose_subprotocol(
-            request.subprotocols, settings["ocpp.listener.fail_if_no_subprotocol"])
-        if isinstance(subprotocol, handshake.Refusal):
-            return subprotocol
-        refusal = handshake.authorize(request, self.runtime.auth,
+        refusal = handshake.authorize(request, self.runtime.auth, peer=self.peer,
                                       must_match_cid=settings["auth.username_must_match_cid"])
         if refusal is not None:
             return refusal
-        return Peer(request.cid, self.peer, request.username, subprotocol)
+        return Peer(request.cid, self.peer, request.username, request.subprotocol)
 
     def _refuse(self, refusal: handshake.Refusal) -> None:
         log.warning("connection from %s refused: %d %s", self.peer, refusal.status, refusal.reason)

@@ -31,8 +31,8 @@ def make_auth(settings):
     if backend == "file":
         try:
             return auth.FileBackend(settings["auth.file"])
-        except (OSError, ValueError) as err:
-            raise StartupError(f"{settings.source}: auth.file: {err}") from err
+        except auth.CredentialsError as err:
+            raise StartupError(f"auth.file: {err}") from err
     raise StartupError(f"{settings.source}: auth.backend: '{backend}' is not available yet")
 
 
@@ -124,7 +124,7 @@ class Service:
         if reload_auth is not None:
             try:
                 reload_auth()
-            except (OSError, ValueError) as err:
+            except auth.CredentialsError as err:
                 log.error("credentials not reloaded, keeping the old ones: %s", err)
                 return
         log.info("reloaded credentials and log level (%s)", fresh["log.level"])

@@ -1,0 +1,320 @@
+"""The HTTP upgrade request of SPEC §3: parsing and decisions only, no sockets.
+
+`parse_request` runs the checks below in this order; the first failure is the answer:
+
+1. size and framing: a header block over MAX_REQUEST_BYTES → 431 (the caller caps its reads and sends
+   `too_large()` itself; parse_request re-checks); no blank line ending the header block → 400.
+2. request line: exactly `GET <target> HTTP/1.1` with an origin-form target (`/path[?query]`) → else 400.
+   A raw `#`, a non-ASCII byte or a character outside RFC 3986 in the path is a 400 here, before the path check.
+3. header syntax (latin-1): obs-fold, a line without a colon, an invalid name, a control character in a value,
+   a missing or repeated Host → 400. wsproto, which finishes the handshake, insists on Host too.
+4. path: `<path_prefix>/<one segment>`, query ignored → else 404 "unknown path".
+5. cid: `check_cid` on the segment → 400.
+6. WebSocket headers: Upgrade lists `websocket`, Connection lists `upgrade`, Sec-WebSocket-Version present,
+   Sec-WebSocket-Key is base64 of 16 bytes → else 400. A version other than 13 → 426 with
+   `Sec-WebSocket-Version: 13`, as RFC 6455 §4.2.2 asks, so a client can tell what to retry with.
+7. subprotocol: `choose_subprotocol` → 400.
+8. `authorize` (separate: it calls the auth backend) → 401 / 403 / 503.
+
+Reasons are one line for the operator and the CP; they never contain a password or an Authorization header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Protocol
+from urllib.parse import unquote_to_bytes
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 8192
+MAX_CID_LENGTH = 48
+OCPP16 = "ocpp1.6"
+FORBIDDEN_CID_CHARACTERS = "/+#:"
+
+_HEADER_END = b"\r\n\r\n"
+# RFC 3986 pchar plus "/" (path) and "%" (checked per segment later).
+_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+# The query is ignored, so anything visible but "#" is let through.
+_QUERY = re.compile(r"[\x21\x22\x24-\x7e]*")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_PERCENT_ENCODED = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
+
+
+class AuthBackend(Protocol):
+    """What `authorize` needs from an auth backend (see ocpp_gw.auth)."""
+
+    requires_credentials: bool
+
+    def authenticate(self, username: str, password: str, *, cid: str = "", peer: str = "") -> bool: ...
+
+
+@dataclass
+class Refusal:
+    """An HTTP answer that refuses the upgrade; the connection is closed after it."""
+
+    status: int
+    reason: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        body = (_one_line(self.reason) + "\n").encode("utf-8")
+        try:
+            phrase = HTTPStatus(self.status).phrase
+        except ValueError:
+            phrase = "Error"
+        lines = [
+            f"HTTP/1.1 {self.status} {phrase}",
+            "Content-Type: text/plain; charset=utf-8",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+        ]
+        lines += [f"{_one_line(name)}: {_one_line(value)}" for name, value in self.headers.items()]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
+        return head + body
+
+
+@dataclass
+class UpgradeRequest:
+    """A request that passed checks 1–7; `authorize` is still to be asked."""
+
+    method: str
+    target: str
+    path: str
+    cid: str
+    headers: dict[str, str] = field(repr=False)  # lower-case name → value; holds Authorization
+    subprotocols: list[str] | None  # None: no Sec-WebSocket-Protocol header at all
+    username: str | None  # None: no Authorization header, or a malformed one
+    password: str | None = field(repr=False)
+    key: str
+    subprotocol: str | None = None  # the one to echo; None when the header was absent and that is allowed
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+
+def too_large() -> Refusal:
+    return Refusal(431, f"request header larger than {MAX_REQUEST_BYTES} bytes")
+
+
+def find_header_end(buf: bytes) -> int:
+    """Index just past the blank line ending the header block, or -1 while it has not arrived."""
+    index = buf.find(_HEADER_END)
+    return -1 if index < 0 else index + len(_HEADER_END)
+
+
+def parse_request(raw: bytes, *, path_prefix: str, fail_if_no_subprotocol: bool) -> UpgradeRequest | Refusal:
+    """Checks 1–7 of the module docstring on the bytes read so far (anything after the header block is ignored)."""
+    end = find_header_end(raw)
+    if end < 0:
+        return too_large() if len(raw) > MAX_REQUEST_BYTES else Refusal(400, "incomplete request header")
+    if end > MAX_REQUEST_BYTES:
+        return too_large()
+    request_line, *header_lines = raw[: end - len(_HEADER_END)].decode("latin-1").split("\r\n")
+
+    target = _parse_request_line(request_line)
+    if isinstance(target, Refusal):
+        return target
+    headers = _parse_headers(header_lines)
+    if isinstance(headers, Refusal):
+        return headers
+
+    path = target.partition("?")[0]
+    segment = _cid_segment(path, path_prefix)
+    if isinstance(segment, Refusal):
+        return segment
+    cid = check_cid(segment)
+    if isinstance(cid, Refusal):
+        return cid
+
+    key = _check_websocket_headers(headers)
+    if isinstance(key, Refusal):
+        return key
+
+    offered = _parse_subprotocols(headers.get("sec-websocket-protocol"))
+    chosen = choose_subprotocol(offered, fail_if_no_subprotocol)
+    if isinstance(chosen, Refusal):
+        return chosen
+
+    authorization = headers.get("authorization")
+    credentials = parse_basic_auth(authorization) if authorization is not None else None
+    username, password = credentials if credentials else (None, None)
+    return UpgradeRequest(
+        method="GET", target=target, path=path, cid=cid, headers=headers, subprotocols=offered,
+        username=username, password=password, key=key, subprotocol=chosen,
+    )
+
+
+def choose_subprotocol(offered: list[str] | None, fail_if_no_subprotocol: bool) -> str | None | Refusal:
+    """`ocpp1.6` when offered (names are case-sensitive, RFC 6455 §4.1).
+
+    No header at all: None (let in as 1.6, nothing echoed) unless `fail_if_no_subprotocol`; a header that does not
+    offer ocpp1.6 is always refused.
+    """
+    if offered is None:
+        if fail_if_no_subprotocol:
+            return Refusal(400, f"no Sec-WebSocket-Protocol header; {OCPP16} is required")
+        return None
+    if OCPP16 in offered:
+        return OCPP16
+    return Refusal(400, f"no supported subprotocol offered; {OCPP16} is required")
+
+
+def parse_basic_auth(value: str) -> tuple[str, str] | None:
+    """(username, password) from an `Authorization: Basic …` value, or None when it is anything else.
+
+    Bytes that are not UTF-8 survive as surrogate escapes, so a binary password still matches its hash.
+    """
+    scheme, _, token = value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "basic" or not token:
+        return None
+    try:
+        decoded = base64.b64decode(token, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    username, colon, password = decoded.decode("utf-8", "surrogateescape").partition(":")
+    if not colon or not username:
+        return None
+    return username, password
+
+
+def cid_problem(cid: str) -> str | None:
+    """Why a decoded cid is not acceptable (SPEC §3), or None. Shared with the credentials file."""
+    if not cid:
+        return "cid is empty"
+    if len(cid) > MAX_CID_LENGTH:
+        return f"cid is {len(cid)} characters long, at most {MAX_CID_LENGTH} are allowed"
+    for character in cid:
+        if character in FORBIDDEN_CID_CHARACTERS:
+            return f"cid must not contain {character!r}"
+        if unicodedata.category(character) == "Cc":
+            return "cid must not contain control characters"
+    return None
+
+
+def check_cid(raw_segment: str) -> str | Refusal:
+    """Percent-decode a path segment (UTF-8) into a cid, or a 400."""
+    if not _PERCENT_ENCODED.fullmatch(raw_segment):
+        return Refusal(400, "bad percent-encoding in cid")
+    try:
+        cid = unquote_to_bytes(raw_segment).decode("utf-8")
+    except UnicodeDecodeError:
+        return Refusal(400, "cid is not valid UTF-8")
+    problem = cid_problem(cid)
+    return Refusal(400, problem) if problem else cid
+
+
+def authorize(req: UpgradeRequest, backend: AuthBackend, *, must_match_cid: bool, peer: str = "") -> Refusal | None:
+    """None to let the CP in; else 401 (no, malformed or wrong credentials), 403 (name ≠ cid) or 503.
+
+    Credentials are checked before the name, so a 403 is only ever said to someone who knows a password.
+    A backend without `requires_credentials` (auth.backend = none) lets everyone in and ignores names.
+    """
+    if not getattr(backend, "requires_credentials", True):
+        return None
+    if req.username is None:
+        if "authorization" in req.headers:
+            return _unauthorized("malformed Authorization header; HTTP Basic credentials expected")
+        return _unauthorized("HTTP Basic credentials required")
+    try:
+        allowed = backend.authenticate(req.username, req.password or "", cid=req.cid, peer=peer)
+    except Exception:
+        log.exception("auth backend failed for cid %r", req.cid)
+        return Refusal(503, "authentication backend unavailable")
+    if not allowed:
+        return _unauthorized("invalid username or password")
+    if must_match_cid and req.username != req.cid:
+        return Refusal(403, "username does not match the charge point id")
+    return None
+
+
+def _unauthorized(reason: str) -> Refusal:
+    return Refusal(401, reason, {"WWW-Authenticate": 'Basic realm="ocpp"'})
+
+
+def _one_line(text: str) -> str:
+    return _CONTROL_RUN.sub(" ", text).strip()
+
+
+def _parse_request_line(line: str) -> str | Refusal:
+    parts = line.split(" ")
+    if len(parts) != 3:
+        return Refusal(400, "malformed request line")
+    method, target, version = parts
+    if method != "GET":
+        return Refusal(400, "method must be GET")
+    if version != "HTTP/1.1":
+        return Refusal(400, "HTTP/1.1 required")
+    path, question_mark, query = target.partition("?")
+    if not _PATH.fullmatch(path) or (question_mark and not _QUERY.fullmatch(query)):
+        return Refusal(400, "invalid request target")
+    return target
+
+
+def _parse_headers(lines: list[str]) -> dict[str, str] | Refusal:
+    headers: dict[str, str] = {}
+    host_count = 0
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            return Refusal(400, "obsolete line folding in header")
+        name, colon, value = line.partition(":")
+        if not colon:
+            return Refusal(400, "header line without a colon")
+        if not _TOKEN.fullmatch(name):
+            return Refusal(400, "invalid header name")
+        value = value.strip(" \t")
+        if _BAD_VALUE_CHARACTER.search(value):
+            return Refusal(400, f"control character in header {name}")
+        name = name.lower()
+        host_count += name == "host"
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    if host_count != 1:
+        return Refusal(400, "exactly one Host header required")
+    return headers
+
+
+def _cid_segment(path: str, path_prefix: str) -> str | Refusal:
+    prefix = path_prefix.strip("/")
+    expected = f"/{prefix}/" if prefix else "/"
+    segment = path[len(expected):]
+    if not path.startswith(expected) or "/" in segment:
+        return Refusal(404, f"unknown path; expected {expected}<cid>")
+    return segment
+
+
+def _tokens(value: str | None) -> list[str]:
+    return [token.strip(" \t").lower() for token in (value or "").split(",")]
+
+
+def _check_websocket_headers(headers: dict[str, str]) -> str | Refusal:
+    if "websocket" not in _tokens(headers.get("upgrade")):
+        return Refusal(400, "Upgrade: websocket required")
+    if "upgrade" not in _tokens(headers.get("connection")):
+        return Refusal(400, "Connection: Upgrade required")
+    version = headers.get("sec-websocket-version")
+    if version is None:
+        return Refusal(400, "Sec-WebSocket-Version required")
+    if version != "13":
+        return Refusal(426, "unsupported WebSocket version; 13 required", {"Sec-WebSocket-Version": "13"})
+    key = headers.get("sec-websocket-key", "")
+    try:
+        if len(base64.b64decode(key, validate=True)) == 16:
+            return key
+    except (binascii.Error, ValueError):
+        pass
+    return Refusal(400, "invalid or missing Sec-WebSocket-Key")
+
+
+def _parse_subprotocols(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [name for name in (part.strip(" \t") for part in value.split(",")) if name]
