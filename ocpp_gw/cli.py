@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["passwd"]:
         from .auth import passwd_main
         return passwd_main(argv[1:])
+    if argv[:1] == ["ctl"]:
+        from .ctl import main as ctl_main
+        return ctl_main(argv[1:])
     parser = argparse.ArgumentParser(prog="ocpp-gw", description="OCPP-J 1.6 to MQTT gateway")
     parser.add_argument("-c", "--config", default=DEFAULT_CONFIG,
                         help=f"configuration file (default {DEFAULT_CONFIG})")

@@ -9,6 +9,7 @@ import ssl
 import time
 
 from . import auth, logs
+from .admin import AdminServer
 from .bridge import Bridge
 from .listener import Listener
 from .registry import Registry
@@ -68,6 +69,7 @@ class Service:
         self.runtime.registry = Registry(on_first=self._subscribe, on_last=self._unsubscribe)
         self.runtime.bridge = Bridge(settings, self.runtime.stats, self.runtime.registry)
         self.listeners: list[Listener] = []
+        self.admin: AdminServer | None = None
         self.signals: queue.Queue = queue.Queue()
         self.started_at = time.time()
 
@@ -86,11 +88,15 @@ class Service:
             if settings["ocpp.listener.wss"]:
                 self.listeners.append(Listener(self.runtime, settings["ocpp.listener.wss"], "wss",
                                                make_ssl_context(settings)))
+            if settings["admin.listener"]:
+                self.admin = AdminServer(self, settings["admin.listener"])
         except (OSError, ssl.SSLError) as err:
             self.runtime.bridge.stop(0)
             raise StartupError(f"cannot listen: {err}") from err
         for listener in self.listeners:
             listener.start()
+        if self.admin is not None:
+            self.admin.start()
         if self.runtime.bridge.connected.wait(mqtt_wait):
             log.info("ocpp_gw ready")
         else:
@@ -139,4 +145,6 @@ class Service:
         for session in sessions:
             session.finished.wait(max(0.0, deadline - time.monotonic()))
         self.runtime.bridge.stop()
+        if self.admin is not None:
+            self.admin.stop()
         log.info("stopped")

@@ -1,0 +1,97 @@
+"""``ocpp-gw ctl``: the admin API from the shell, with readable tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import quote
+
+DEFAULT_CONFIG = "/etc/ocpp_gw/ocpp.conf"
+
+
+def admin_url(config_path: str) -> str:
+    from .settings import load
+    address = load(config_path)["admin.listener"]
+    if address is None:
+        raise SystemExit(f"ocpp-gw ctl: admin.listener is off in {config_path}")
+    host, port = address
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def request(base: str, method: str, path: str) -> tuple[int, object]:
+    req = urllib.request.Request(base + path, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    cells = [[title for _, title in columns]]
+    cells += [["-" if row.get(key) is None else str(row.get(key)) for key, _ in columns]
+              for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+
+
+CLIENT_COLUMNS = [("cid", "CID"), ("peer", "PEER"), ("since", "CONNECTED"), ("state", "STATE"),
+                  ("last_action", "LAST ACTION"), ("queue_depth", "QUEUE"),
+                  ("messages_in", "IN"), ("messages_out", "OUT")]
+
+
+def _since(row: dict) -> dict:
+    stamp = row.get("connected_at")
+    row["since"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else None
+    return row
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ocpp-gw ctl", description="talk to a running gateway")
+    parser.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    parser.add_argument("--url", help="admin API base URL (default: from admin.listener)")
+    parser.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("clients", help="list connected charge points")
+    sub.add_parser("show", help="one charge point").add_argument("cid")
+    sub.add_parser("kick", help="disconnect a charge point").add_argument("cid")
+    sub.add_parser("stats", help="counters and gauges")
+    args = parser.parse_args(argv)
+    base = args.url or admin_url(args.config)
+    try:
+        if args.command == "clients":
+            status, body = request(base, "GET", "/api/v1/clients")
+        elif args.command == "show":
+            status, body = request(base, "GET", f"/api/v1/clients/{quote(args.cid, safe='')}")
+        elif args.command == "kick":
+            status, body = request(base, "DELETE", f"/api/v1/clients/{quote(args.cid, safe='')}")
+        else:
+            status, body = request(base, "GET", "/api/v1/stats")
+    except (urllib.error.URLError, OSError) as err:
+        print(f"ocpp-gw ctl: cannot reach the gateway at {base}: {err}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"ocpp-gw ctl: {body.get('error', status)}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(body, indent=1))
+    elif args.command == "clients":
+        print(table([_since(row) for row in body], CLIENT_COLUMNS))
+        print(f"{len(body)} connected")
+    elif args.command == "kick":
+        print(f"kicked {body['kicked']}")
+    elif args.command == "show":
+        _since(body)
+        print("\n".join(f"{key:20} {value}" for key, value in body.items()))
+    else:
+        counters = body.pop("counters")
+        print("\n".join(f"{key:20} {value}" for key, value in body.items()))
+        print(table([{"name": k, "value": v} for k, v in counters.items()],
+                    [("name", "COUNTER"), ("value", "VALUE")]))
+    return 0
