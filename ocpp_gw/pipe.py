@@ -263,12 +263,9 @@ class Pipe:
 
     def _on_cp_call(self, call: Call) -> None:
         self.stats.incr("upstream.calls")
-        if self.config.check_upstream and self.checker is not None:
-            violation = self.checker.check_request(call.action, call.payload)
+        if self.config.check_upstream:
+            violation = self._check_request(call)
             if violation is not None:
-                self._warn(f"{call.action} refused: {violation.description}", call.unique_id,
-                           call.action)
-                self.stats.incr(f"refused.schema.{violation.code}")
                 self._to_cp(CallError(call.unique_id, violation.code, violation.description, {}))
                 return
         if self._cp_call is not None and not self._cp_call.expired:
@@ -293,13 +290,11 @@ class Pipe:
             log.info("[%s] late reply %s to %s forwarded", self.cid, reply.unique_id, action,
                      extra=self._fields(reply.unique_id, action))
             self.stats.incr("upstream.late_replies")
-        if isinstance(reply, CallResult) and self.config.check_upstream and self.checker is not None:
-            violation = self.checker.check_response(action, reply.payload)
+        if isinstance(reply, CallResult) and self.config.check_upstream:
+            violation = self._check_response(action, reply)
             if violation is not None:
-                self._warn(f"{action} reply refused: {violation.description}", reply.unique_id, action)
-                self.stats.incr(f"refused.schema.{violation.code}")
                 reply = gateway_error(reply.unique_id, "schema", violation.description, action,
-                                      payload=reply.payload)
+                                      code=violation.code, payload=reply.payload)
         self.stats.incr("upstream.replies")
         self._to_csms(reply, action)
 
@@ -320,10 +315,12 @@ class Pipe:
             self._on_csms_reply(message)
 
     def _on_csms_call(self, call: Call) -> None:
-        if self.config.check_dnstream and self.checker is not None:
-            violation = self.checker.check_request(call.action, call.payload)
+        if self.config.check_dnstream:
+            violation = self._check_request(call)
             if violation is not None:
-                self._refuse_csms_call(call, "schema", violation.description, payload=call.payload)
+                self._to_csms(gateway_error(call.unique_id, "schema", violation.description,
+                                            call.action, code=violation.code, payload=call.payload),
+                              call.action)
                 return
         if len(self._pending) >= self.config.max_mqueue_len:
             self._refuse_csms_call(call, "queue_full",
@@ -337,14 +334,12 @@ class Pipe:
             self._warn("dropped CSMS reply: it matches no open call of the CP", reply.unique_id)
             self.stats.incr("dropped.csms_reply_unmatched")
             return
-        if isinstance(reply, CallResult) and self.config.check_dnstream and self.checker is not None:
-            violation = self.checker.check_response(current.action, reply.payload)
+        if isinstance(reply, CallResult) and self.config.check_dnstream:
+            violation = self._check_response(current.action, reply)
             if violation is not None:
-                self._warn(f"{current.action} reply refused: {violation.description}",
-                           reply.unique_id, current.action)
-                self.stats.incr(f"refused.schema.{violation.code}")
                 self._to_csms(gateway_error(reply.unique_id, "schema", violation.description,
-                                            current.action, payload=reply.payload),
+                                            current.action, code=violation.code,
+                                            payload=reply.payload),
                               current.action)
                 return
         if current.expired:
@@ -365,6 +360,29 @@ class Pipe:
         self.heartbeat_interval = float(interval)
         self._schedule_keepalive(self.clock())
         log.info("[%s] heartbeat interval %ss", self.cid, interval, extra=self._fields())
+
+    # -- message format checking (SPEC §7) -----------------------------------------------------
+
+    def _check_request(self, call: Call):
+        violation = self.checker.check_request(call.action, call.payload)
+        if violation is None:
+            self.stats.incr("schema.passed")
+            return None
+        self._warn(f"{call.action} failed the schema check: {violation.description}",
+                   call.unique_id, call.action)
+        self.stats.incr(f"schema.failed.{violation.code}")
+        return violation
+
+    def _check_response(self, action: str, reply: CallResult):
+        violation = self.checker.check_response(action, reply.payload)
+        if violation is None or violation.code == "NotImplemented":
+            # No schema for an action the other side chose to use: nothing to hold it to.
+            self.stats.incr("schema.passed")
+            return None
+        self._warn(f"{action} reply failed the schema check: {violation.description}",
+                   reply.unique_id, action)
+        self.stats.incr(f"schema.failed.{violation.code}")
+        return violation
 
     def _refuse_csms_call(self, call: Call, reason: str, description: str, **details) -> None:
         self._warn(f"CSMS call {call.action} refused ({reason}): {description}", call.unique_id,

@@ -8,7 +8,7 @@ import signal
 import ssl
 import time
 
-from . import auth, logs
+from . import auth, logs, systemd
 from .admin import AdminServer
 from .bridge import Bridge
 from .listener import Listener
@@ -70,6 +70,7 @@ class Service:
         self.runtime.bridge = Bridge(settings, self.runtime.stats, self.runtime.registry)
         self.listeners: list[Listener] = []
         self.admin: AdminServer | None = None
+        self.watchdog: systemd.Watchdog | None = None
         self.signals: queue.Queue = queue.Queue()
         self.started_at = time.time()
 
@@ -102,6 +103,15 @@ class Service:
         else:
             log.warning("ocpp_gw ready, but the MQTT broker at %s:%s is not reachable yet; "
                         "upstream messages are queued", *settings["mqtt.server"])
+        systemd.notify("READY=1\nSTATUS=serving charge points")
+        interval = systemd.watchdog_interval()
+        if interval:
+            self.watchdog = systemd.Watchdog(interval, self.core_threads_alive)
+            self.watchdog.start()
+
+    def core_threads_alive(self) -> bool:
+        """The accept loops and the MQTT loop run (a broker outage is not a reason to restart)."""
+        return self.runtime.bridge.is_alive() and all(l.is_alive() for l in self.listeners)
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; the handlers only enqueue, this loop acts."""
@@ -119,6 +129,13 @@ class Service:
 
     def reload(self) -> None:
         """SIGHUP: re-read credentials and the log level; connections stay up."""
+        systemd.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            self._reload()
+        finally:
+            systemd.notify("READY=1")
+
+    def _reload(self) -> None:
         from .settings import ConfigError, load
         try:
             fresh = load(self.settings.source)
@@ -136,6 +153,7 @@ class Service:
         log.info("reloaded credentials and log level (%s)", fresh["log.level"])
 
     def stop(self) -> None:
+        systemd.notify("STOPPING=1")
         for listener in self.listeners:
             listener.stop()
         sessions = list(self.runtime.registry)
@@ -147,4 +165,6 @@ class Service:
         self.runtime.bridge.stop()
         if self.admin is not None:
             self.admin.stop()
+        if self.watchdog is not None:
+            self.watchdog.stop()
         log.info("stopped")

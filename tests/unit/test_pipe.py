@@ -421,3 +421,79 @@ def test_csms_reply_for_a_closed_cp_is_counted(h):
 def test_next_deadline_is_the_earliest_timer(h):
     h.cp_sends(BOOT)
     assert h.step() == pytest.approx(1030.0)
+
+
+# -- message format checking (SPEC §7) --------------------------------------------------------
+
+from ocpp_gw.schemas import SchemaChecker, default_schema_dir  # noqa: E402
+
+CHECKER = SchemaChecker(default_schema_dir())
+
+
+def checking(mode):
+    h = Harness(idle_timeout=0, check_upstream=mode in ("all", "upstream_only"),
+                check_dnstream=mode in ("all", "dnstream_only"))
+    h.pipe.checker = CHECKER
+    return h
+
+
+def test_invalid_cp_call_is_answered_with_the_violation_and_not_published():
+    h = checking("upstream_only")
+    h.cp_sends([2, "b1", "BootNotification", {"chargePointVendor": "V"}])
+    [answer] = h.to_cp()
+    assert answer.code == "OccurenceConstraintViolation"
+    assert "chargePointModel" in answer.description
+    assert h.to_csms() == []
+
+
+def test_cp_call_of_unknown_action_is_answered_not_implemented():
+    h = checking("all")
+    h.cp_sends([2, "x1", "FlyToTheMoon", {}])
+    assert h.to_cp()[0].code == "NotImplemented"
+
+
+def test_valid_cp_call_passes_the_check_unchanged():
+    h = checking("all")
+    h.cp_sends(BOOT)
+    assert h.to_csms()[0].message.payload == BOOT[3]
+
+
+def test_invalid_cp_reply_is_replaced_upstream_by_a_schema_gateway_error():
+    h = checking("upstream_only")
+    h.csms_sends(RESET)
+    h.cp_sends([3, "r1", {"status": "Maybe"}])
+    [up] = h.to_csms()
+    assert up.action == "Reset"
+    assert up.message.details["reason"] == "schema"
+    assert up.message.details["payload"] == {"status": "Maybe"}
+    assert up.message.code == "PropertyConstraintViolation"
+
+
+def test_invalid_csms_call_is_not_sent_and_the_csms_gets_a_schema_error():
+    h = checking("dnstream_only")
+    h.csms_sends(Call("r9", "Reset", {"type": "Gentle"}))
+    assert h.to_cp() == []
+    [up] = h.to_csms()
+    assert (up.message.unique_id, up.message.details["reason"]) == ("r9", "schema")
+    assert up.message.details["payload"] == {"type": "Gentle"}
+
+
+def test_invalid_csms_reply_is_not_sent_and_the_csms_gets_a_schema_error():
+    h = checking("all")
+    h.cp_sends(BOOT)
+    h.to_csms()
+    h.csms_sends(CallResult("b1", {"status": "Accepted"}))
+    assert h.to_cp() == []
+    assert h.to_csms()[0].message.code == "OccurenceConstraintViolation"
+
+
+def test_upstream_only_does_not_check_the_csms_side():
+    h = checking("upstream_only")
+    h.csms_sends(Call("r9", "Reset", {"type": "Gentle"}))
+    assert h.to_cp() == [Call("r9", "Reset", {"type": "Gentle"})]
+
+
+def test_disabled_checking_forwards_invalid_and_unknown_messages_untouched():
+    h = Harness(idle_timeout=0)
+    h.cp_sends([2, "x1", "FlyToTheMoon", {"wings": 2}])
+    assert h.to_csms()[0].message == Call("x1", "FlyToTheMoon", {"wings": 2})
