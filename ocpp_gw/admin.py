@@ -33,7 +33,9 @@ class AdminApi:
 
     def client(self, cid: str) -> dict | None:
         session = self.runtime.registry.get(cid)
-        return session.describe() if session is not None else None
+        if session is None:
+            return None
+        return {**session.describe(), "history": session.pipe.history.entries()}
 
     def kick(self, cid: str) -> bool:
         session = self.runtime.registry.get(cid)

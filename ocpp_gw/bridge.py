@@ -21,6 +21,7 @@ from paho.mqtt.properties import Properties
 
 from . import envelope
 from .frames import Call, CallError, CallResult
+from .history import FROM_CSMS, TO_CSMS
 from .pipe import Upstream
 from .topics import Template
 
@@ -141,7 +142,7 @@ class Bridge:
 
     # -- upstream ----------------------------------------------------------------------------
 
-    def publish_upstream(self, cid: str, item: Upstream) -> bool:
+    def publish_upstream(self, cid: str, item: Upstream, history=None) -> bool:
         message, action = item.message, item.action
         if isinstance(message, Call):
             template = self.call_topics.get(message.action, self.call_topic)
@@ -151,6 +152,8 @@ class Bridge:
             template = self.error_topic
         topic = template.render(cid, action or "", message.unique_id, _TYPE[type(message)])
         payload = envelope.encode_bare(message) if self.bare else envelope.encode(message, action)
+        if history is not None:
+            history.record(TO_CSMS, message, action, len(payload))
         info = self.client.publish(topic, payload, qos=self.qos)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             log.warning("[%s] %s not published to %s: %s", cid, message.unique_id, topic,
@@ -170,7 +173,9 @@ class Bridge:
                             retain=True)
 
     def publish_gateway_error(self, cid: str, error: CallError, action: str | None) -> None:
-        self.publish_upstream(cid, Upstream(error, action))
+        session = self.registry.get(cid)
+        self.publish_upstream(cid, Upstream(error, action),
+                              session.pipe.history if session is not None else None)
 
     # -- downstream (paho's network thread: never block) -------------------------------------
 
@@ -204,6 +209,7 @@ class Bridge:
             self._refuse(cid, message.unique_id, action if isinstance(message, Call) else None,
                          "offline", f"{cid} is not connected", is_call=isinstance(message, Call))
             return
+        session.pipe.history.record(FROM_CSMS, message, action, len(payload))
         try:
             session.pipe.CSMSRx.put_nowait((message, action))
         except Exception:  # queue.Full

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 
 from . import frames
 from .envelope import gateway_error
+from .history import FROM_CP, History
 from .frames import Call, CallError, CallResult, Message
 
 log = logging.getLogger("ocpp_gw.pipe")
@@ -78,6 +79,8 @@ class PipeConfig:
     recent_csms_calls: int = 16
     check_upstream: bool = False
     check_dnstream: bool = False
+    history_len: int = 0
+    history_payloads: bool = False
 
     @classmethod
     def from_settings(cls, settings) -> "PipeConfig":
@@ -93,6 +96,8 @@ class PipeConfig:
             recent_csms_calls=settings["ocpp.recent_csms_calls"],
             check_upstream=checking in ("all", "upstream_only"),
             check_dnstream=checking in ("all", "dnstream_only"),
+            history_len=settings["admin.history_len"],
+            history_payloads=settings["admin.history_payloads"],
         )
 
 
@@ -148,12 +153,13 @@ class Pipe:
         now = clock()
         self.connected_at = now
         self.last_rx = now  # written by the socket reader on any received bytes
-        self.last_message_at: float | None = None
+        self.last_message_wall: float | None = None  # for operators only
         self.last_action: str | None = None
         self.messages_in = 0
         self.messages_out = 0
         self.heartbeat_interval = config.heartbeat_interval
         self.closed: Close | None = None
+        self.history = History(config.history_len, config.history_payloads)
 
         self._cp_call: _CpCall | None = None
         self._csms_call: _CsmsCall | None = None
@@ -248,8 +254,9 @@ class Pipe:
             return
         self._bad_frames = 0
         self._idle_deadline = None
+        self.history.record(FROM_CP, message, None, len(item))
         self.messages_in += 1
-        self.last_message_at = self.clock()
+        self.last_message_wall = time.time()
         if isinstance(message, Call):
             self.last_action = message.action
             self._on_cp_call(message)

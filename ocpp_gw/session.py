@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from simple_websocket import ConnectionClosed
 
 from . import frames
+from .history import TO_CP
 from .pipe import Adopted, Close, Disconnected, Pipe, drain
 from .websocket import CpWebSocket, LockedSocket
 
@@ -141,8 +142,10 @@ class Session:
         self._flush_upstream()
 
     def _send(self, message: frames.Message) -> None:
+        text = frames.serialize(message)
+        self.pipe.history.record(TO_CP, message, None, len(text))
         try:
-            self.ws.send_text(frames.serialize(message))
+            self.ws.send_text(text)
         except (ConnectionClosed, OSError) as err:
             log.warning("[%s] send of %s failed: %s", self.cid, message.unique_id, err,
                         extra={"cid": self.cid, "unique_id": message.unique_id})
@@ -151,8 +154,9 @@ class Session:
 
     def _flush_upstream(self) -> None:
         publish = self.runtime.bridge.publish_upstream
+        history = self.pipe.history
         for item in drain(self.pipe.CSMSTx):
-            publish(self.cid, item)
+            publish(self.cid, item, history)
 
     def _pull_frames(self) -> None:
         """Runs on the reader thread: move received frames onto ChargeStationRx."""
@@ -204,4 +208,5 @@ class Session:
             "last_action": pipe.last_action,
             "messages_in": pipe.messages_in,
             "messages_out": pipe.messages_out,
+            "last_message_at": pipe.last_message_wall,
         }

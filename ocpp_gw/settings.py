@@ -633,6 +633,12 @@ HTTP 403."""),
         Key("admin.listener", Listen(), "127.0.0.1:33080", """
 Address of the admin HTTP API (clients, kick, stats, /metrics, /healthz) that ocpp-gw ctl
 talks to. It has no authentication: keep it on a loopback address."""),
+        Key("admin.history_len", Integer(0, 1000), "20", """
+How many of the last messages of each connected charge point the gateway keeps in memory for the
+operator console and the admin API (direction, type, action, UniqueId, time, size). 0 keeps none."""),
+        Key("admin.history_payloads", Boolean(), "false", """
+Keep the payloads of those messages too. They may carry personal data (idTags, meter values),
+so this is off unless an operator needs it for troubleshooting."""),
         Key("log.level", Choice(("debug", "info", "warning", "error")), "info", """
 Lowest severity of the messages logged. Re-read on SIGHUP."""),
     ),

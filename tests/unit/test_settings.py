@@ -363,6 +363,7 @@ SPEC_DEFAULTS = {
     "admin.listener": ("127.0.0.1", 33080), "log.level": "info",
     # Not in SPEC §2; the gateway needs them.
     "ocpp.max_bad_frames": 10, "ocpp.recent_csms_calls": 16, "ocpp.close_timeout": 1.0,
+    "admin.history_len": 20, "admin.history_payloads": False,
 }
 
 
