@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import socket
 import threading
-import time
 from datetime import datetime, timezone
 
 import paho.mqtt.client as mqtt
@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 from . import envelope
 from .frames import Call, CallError, CallResult
 from .history import FROM_CSMS, TO_CSMS
+from .offline import OfflineHold
 from .pipe import Upstream
 from .topics import Template
 
@@ -54,6 +55,10 @@ class Bridge:
         self.connected = threading.Event()
         self._subscribed: set[str] = set()
         self._lock = threading.Lock()
+        # Routing and releasing held messages under one lock keeps a reconnecting CP's order.
+        self._route_lock = threading.Lock()
+        self.offline = OfflineHold(settings["ocpp.dnstream.offline_hold"],
+                                   settings["ocpp.dnstream.max_mqueue_len"], self._expired)
         self.client = self._make_client()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -90,9 +95,11 @@ class Bridge:
         else:
             self.client.connect_async(host, port, keepalive)
         self.client.loop_start()
+        self.offline.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish our offline status, wait for the queue to drain, disconnect."""
+        self.offline.stop()
         if self.connected.is_set():
             info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
             try:
@@ -130,15 +137,35 @@ class Bridge:
 
     # -- subscriptions (called under the registry lock) --------------------------------------
 
-    def subscribe(self, cid: str) -> None:
+    def attach(self, session) -> None:
+        """A cid's first session: subscribe, and hand it what was held while it was away."""
+        cid = session.cid
         with self._lock:
             self._subscribed.add(cid)
         self.client.subscribe(self.dnstream_topic.subscription(cid), qos=1)
+        with self._route_lock:
+            held = self.offline.release(cid)
+            for message, action, size in held:
+                self._deliver(session, message, action, size)
+        if held:
+            log.info("[%s] %d message(s) held while offline delivered", cid, len(held),
+                     extra={"cid": cid})
 
-    def unsubscribe(self, cid: str) -> None:
+    def detach(self, cid: str) -> None:
         with self._lock:
             self._subscribed.discard(cid)
         self.client.unsubscribe(self.dnstream_topic.subscription(cid))
+
+    def _expired(self, cid: str, items: list, emptied: bool) -> None:
+        for message, action, _size in items:
+            self._refuse(cid, message.unique_id, action, "offline",
+                         f"{cid} did not connect within "
+                         f"{self.settings['ocpp.dnstream.offline_hold']:g}s",
+                         is_call=isinstance(message, Call))
+        with self._lock:
+            stale = emptied and cid not in self._subscribed
+        if stale:  # a subscription left over in the persistent session from a previous run
+            self.client.unsubscribe(self.dnstream_topic.subscription(cid))
 
     # -- upstream ----------------------------------------------------------------------------
 
@@ -154,15 +181,17 @@ class Bridge:
         payload = envelope.encode_bare(message) if self.bare else envelope.encode(message, action)
         if history is not None:
             history.record(TO_CSMS, message, action, len(payload))
-        info = self.client.publish(topic, payload, qos=self.qos)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            log.warning("[%s] %s not published to %s: %s", cid, message.unique_id, topic,
-                        mqtt.error_string(info.rc),
-                        extra={"cid": cid, "unique_id": message.unique_id, "action": action})
-            self.stats.incr("dropped.mqtt_queue_full")
-            return False
-        self.stats.incr("mqtt.published")
-        return True
+        rc = self.client.publish(topic, payload, qos=self.qos).rc
+        # While the broker is away, QoS >= 1 messages wait in paho's bounded queue (NO_CONN).
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (rc == MQTTErrorCode.MQTT_ERR_NO_CONN and self.qos):
+            self.stats.incr("mqtt.published")
+            return True
+        reason = "mqtt_queue_full" if rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE else "mqtt_unavailable"
+        log.warning("[%s] %s could not be published to %s: %s", cid, message.unique_id, topic,
+                    mqtt.error_string(rc),
+                    extra={"cid": cid, "unique_id": message.unique_id, "action": action})
+        self.stats.incr(f"refused.{reason}")
+        return False
 
     def publish_event(self, session, event: str, reason: str) -> None:
         peer = session.peer
@@ -204,17 +233,28 @@ class Bridge:
             self._refuse(cid, err.unique_id, None, "invalid_envelope", err.reason)
             return
         self.stats.incr("mqtt.received")
-        session = self.registry.get(cid)
-        if session is None:
-            self._refuse(cid, message.unique_id, action if isinstance(message, Call) else None,
-                         "offline", f"{cid} is not connected", is_call=isinstance(message, Call))
-            return
-        session.pipe.history.record(FROM_CSMS, message, action, len(payload))
+        with self._route_lock:
+            session = self.registry.get(cid)
+            if session is not None:
+                self._deliver(session, message, action, len(payload))
+            elif self.offline.hold_seconds <= 0:
+                self._refuse(cid, message.unique_id, action, "offline", f"{cid} is not connected",
+                             is_call=isinstance(message, Call))
+            elif self.offline.hold(cid, (message, action, len(payload))):
+                self.stats.incr("dnstream.held_offline")
+            else:
+                self._refuse(cid, message.unique_id, action, "queue_full",
+                             f"{cid} is not connected and already has "
+                             f"{self.offline.max_per_cid} messages held",
+                             is_call=isinstance(message, Call))
+
+    def _deliver(self, session, message, action, size: int) -> None:
+        session.pipe.history.record(FROM_CSMS, message, action, size)
         try:
             session.pipe.CSMSRx.put_nowait((message, action))
-        except Exception:  # queue.Full
-            self._refuse(cid, message.unique_id, action, "queue_full",
-                         f"the queue of {cid} is full", is_call=isinstance(message, Call))
+        except queue.Full:
+            self._refuse(session.cid, message.unique_id, action, "queue_full",
+                         f"the queue of {session.cid} is full", is_call=isinstance(message, Call))
 
     def _refuse(self, cid: str, unique_id: str | None, action: str | None, reason: str,
                 description: str, is_call: bool = True) -> None:

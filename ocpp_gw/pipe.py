@@ -368,6 +368,20 @@ class Pipe:
         self._schedule_keepalive(self.clock())
         log.info("[%s] heartbeat interval %ss", self.cid, interval, extra=self._fields())
 
+    def upstream_refused(self, item: Upstream) -> None:
+        """MQTT would not take ``item``: a CP call is answered so the charger retries later."""
+        message = item.message
+        if not isinstance(message, Call):
+            self._warn(f"{type(message).__name__} to {item.action} lost: MQTT refused it",
+                       message.unique_id, item.action)
+            self.stats.incr("dropped.upstream_refused")
+            return
+        if self._cp_call is not None and self._cp_call.unique_id == message.unique_id:
+            self._cp_call = None
+        self.stats.incr("refused.upstream_call")
+        self._to_cp(CallError(message.unique_id, "InternalError", "central system unreachable",
+                              {}))
+
     # -- message format checking (SPEC §7) -----------------------------------------------------
 
     def _check_request(self, call: Call):

@@ -10,12 +10,12 @@ class Registry:
     """The connected charge points of this process.
 
     ``on_first``/``on_last`` run under the registry lock when a cid gains its first session or
-    loses its last one (the bridge subscribes and unsubscribes there), so a takeover never leaves
-    a cid unsubscribed and a quick reconnect never races an unsubscribe.
+    loses its last one (the bridge subscribes, releases held messages and unsubscribes there), so
+    a takeover never leaves a cid unsubscribed and a quick reconnect never races an unsubscribe.
     """
 
-    def __init__(self, on_first: Callable[[str], None] = lambda cid: None,
-                 on_last: Callable[[str], None] = lambda cid: None):
+    def __init__(self, on_first: Callable[[object], None] = lambda session: None,
+                 on_last: Callable[[object], None] = lambda session: None):
         self._lock = threading.Lock()
         self._sessions: dict = {}
         self._on_first = on_first
@@ -27,7 +27,7 @@ class Registry:
             previous = self._sessions.get(session.cid)
             self._sessions[session.cid] = session
             if previous is None:
-                self._on_first(session.cid)
+                self._on_first(session)
             return previous
 
     def unregister(self, session) -> bool:
@@ -36,7 +36,7 @@ class Registry:
             if self._sessions.get(session.cid) is not session:
                 return False
             del self._sessions[session.cid]
-            self._on_last(session.cid)
+            self._on_last(session)
             return True
 
     def get(self, cid: str):

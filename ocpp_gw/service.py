@@ -74,11 +74,11 @@ class Service:
         self.signals: queue.Queue = queue.Queue()
         self.started_at = time.time()
 
-    def _subscribe(self, cid: str) -> None:
-        self.runtime.bridge.subscribe(cid)
+    def _subscribe(self, session) -> None:
+        self.runtime.bridge.attach(session)
 
-    def _unsubscribe(self, cid: str) -> None:
-        self.runtime.bridge.unsubscribe(cid)
+    def _unsubscribe(self, session) -> None:
+        self.runtime.bridge.detach(session.cid)
 
     def start(self, mqtt_wait: float = 10.0) -> None:
         settings = self.settings

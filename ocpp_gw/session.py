@@ -130,16 +130,20 @@ class Session:
     # -- moving messages ---------------------------------------------------------------------
 
     def _flush(self) -> None:
-        for item in drain(self.pipe.ChargeStationTx):
-            if isinstance(item, Close):
-                self.ws.close_with(item.code, item.reason)
-            elif self.ws.connected:
-                self._send(item)
-            else:
-                log.warning("[%s] %s not delivered: the connection is closed", self.cid,
-                            item.unique_id, extra={"cid": self.cid, "unique_id": item.unique_id})
-                self.runtime.stats.incr("dropped.cp_gone")
-        self._flush_upstream()
+        pipe = self.pipe
+        while True:
+            for item in drain(pipe.ChargeStationTx):
+                if isinstance(item, Close):
+                    self.ws.close_with(item.code, item.reason)
+                elif self.ws.connected:
+                    self._send(item)
+                else:
+                    log.warning("[%s] %s not delivered: the connection is closed", self.cid,
+                                item.unique_id, extra={"cid": self.cid, "unique_id": item.unique_id})
+                    self.runtime.stats.incr("dropped.cp_gone")
+            self._flush_upstream()
+            if pipe.ChargeStationTx.empty():  # a refused upstream call is answered to the CP
+                return
 
     def _send(self, message: frames.Message) -> None:
         text = frames.serialize(message)
@@ -156,7 +160,8 @@ class Session:
         publish = self.runtime.bridge.publish_upstream
         history = self.pipe.history
         for item in drain(self.pipe.CSMSTx):
-            publish(self.cid, item, history)
+            if not publish(self.cid, item, history):
+                self.pipe.upstream_refused(item)
 
     def _pull_frames(self) -> None:
         """Runs on the reader thread: move received frames onto ChargeStationRx."""

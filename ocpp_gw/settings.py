@@ -552,9 +552,12 @@ from the topic of each message.
 Maximum number of CSMS calls queued for one charge point, waiting their turn (only one call is out at a
 time). A call over the limit is refused: the CSMS gets a gateway error (reason queue_full)."""),
         Key("ocpp.dnstream.offline_hold", Duration(), "60s", """
-How long the gateway keeps a charge point's queued CSMS calls after the charge point
-disconnects, so that they are delivered if it reconnects in time. Calls still queued when the
-hold ends are answered with a gateway error (reason disconnected); 0 answers them at once."""),
+How long the gateway holds downstream messages for a charge point that is not connected (for
+example those the broker delivers right after a gateway restart, before the chargers are back).
+If the charge point connects in time they are delivered in order; otherwise Calls are answered
+with a gateway error (reason offline). At most ocpp.dnstream.max_mqueue_len are held per charge
+point. 0 answers at once. Calls still queued when a charge point disconnects are answered with
+reason disconnected right away."""),
         Key("ocpp.events.topic", Template(EVENTS), "events/${cid}", """
 Topic template of the connect and disconnect events, published with QoS 1 and retained: a
 JSON object with cid, event (connected or disconnected), reason, peer, username, subprotocol,

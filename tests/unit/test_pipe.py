@@ -497,3 +497,22 @@ def test_disabled_checking_forwards_invalid_and_unknown_messages_untouched():
     h = Harness(idle_timeout=0)
     h.cp_sends([2, "x1", "FlyToTheMoon", {"wings": 2}])
     assert h.to_csms()[0].message == Call("x1", "FlyToTheMoon", {"wings": 2})
+
+
+def test_call_that_mqtt_refuses_is_answered_internal_error_so_the_cp_retries(h):
+    h.cp_sends(BOOT)
+    [up] = h.to_csms()
+    h.pipe.upstream_refused(up)
+    [answer] = h.to_cp()
+    assert (answer.unique_id, answer.code, answer.description) == \
+        ("b1", "InternalError", "central system unreachable")
+    assert h.pipe.state == WAITING
+
+
+def test_reply_that_mqtt_refuses_is_counted_as_lost(h):
+    h.csms_sends(RESET)
+    h.cp_sends([3, "r1", {"status": "Accepted"}])
+    [up] = h.to_csms()
+    h.pipe.upstream_refused(up)
+    assert h.to_cp() == [RESET]
+    assert h.stats.get("dropped.upstream_refused") == 1

@@ -1,0 +1,85 @@
+"""Downstream messages for a charge point that is not connected, held for ``ocpp.dnstream.offline_hold``.
+
+After a gateway restart the persistent MQTT session delivers what the CSMS sent meanwhile, usually
+before the chargers are back; a charger that reconnects within the hold gets them, in order. What
+expires is handed to ``on_expire`` (the bridge answers Calls with gateway error ``offline``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+
+class OfflineHold:
+    def __init__(self, hold: float, max_per_cid: int,
+                 on_expire: Callable[[str, list, bool], None],
+                 clock: Callable[[], float] = time.monotonic):
+        self.hold_seconds = hold
+        self.max_per_cid = max_per_cid
+        self.on_expire = on_expire
+        self.clock = clock
+        self._held: dict[str, deque] = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.thread = threading.Thread(target=self._run, name="ocpp-offline-hold", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self.thread.join(2.0)
+
+    def hold(self, cid: str, item) -> bool:
+        """Keep ``item`` for ``cid``; False when that cid already has ``max_per_cid`` held."""
+        with self._cond:
+            queue = self._held.setdefault(cid, deque())
+            if len(queue) >= self.max_per_cid:
+                return False
+            queue.append((self.clock() + self.hold_seconds, item))
+            if len(self._held) == 1 and len(queue) == 1:
+                self._cond.notify()
+            return True
+
+    def release(self, cid: str) -> list:
+        with self._cond:
+            queue = self._held.pop(cid, None)
+        return [item for _, item in queue] if queue else []
+
+    def count(self) -> int:
+        with self._cond:
+            return sum(len(q) for q in self._held.values())
+
+    def expire(self) -> float | None:
+        """Hand over what is due; return the next deadline (or None)."""
+        now = self.clock()
+        due: list[tuple[str, list, bool]] = []
+        with self._cond:
+            for cid, queue in list(self._held.items()):
+                expired = []
+                while queue and queue[0][0] <= now:
+                    expired.append(queue.popleft()[1])
+                if not queue:
+                    del self._held[cid]
+                if expired:
+                    due.append((cid, expired, not queue))
+            next_deadline = min((q[0][0] for q in self._held.values()), default=None)
+        for cid, items, emptied in due:
+            self.on_expire(cid, items, emptied)
+        return next_deadline
+
+    def _run(self) -> None:
+        while True:
+            next_deadline = self.expire()
+            with self._cond:
+                if self._stopping:
+                    return
+                timeout = None if next_deadline is None else max(0.0, next_deadline - self.clock())
+                self._cond.wait(timeout)
+                if self._stopping:
+                    return
