@@ -230,7 +230,8 @@ class Bridge:
             else:
                 message, action = envelope.decode(payload)
         except envelope.EnvelopeError as err:
-            self._refuse(cid, err.unique_id, None, "invalid_envelope", err.reason)
+            self._refuse(cid, err.unique_id, fields.get("action") or None, "invalid_envelope",
+                         err.reason)
             return
         self.stats.incr("mqtt.received")
         with self._route_lock:
