@@ -1,0 +1,87 @@
+"""The ocpp-gw command line: --check-config, config errors at start, passwd, ctl."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ocpp_gw(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "ocpp_gw", *args], cwd=ROOT, input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_check_config_accepts_the_shipped_file():
+    result = ocpp_gw("--check-config", str(ROOT / "etc" / "ocpp.conf"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_config_names_file_line_and_key_and_exits_2(tmp_path):
+    conf = tmp_path / "ocpp.conf"
+    conf.write_text("# comment\nocpp.idle_timeout = soon\n")
+    result = ocpp_gw("--check-config", str(conf))
+    assert result.returncode == 2
+    assert f"{conf}:2: ocpp.idle_timeout:" in result.stderr
+
+
+def test_unknown_key_suggests_the_closest_one(tmp_path):
+    conf = tmp_path / "ocpp.conf"
+    conf.write_text("ocpp.idle_timout = 5s\n")
+    result = ocpp_gw("--check-config", str(conf))
+    assert result.returncode == 2
+    assert "ocpp.idle_timeout" in result.stderr and ":1: ocpp.idle_timout" in result.stderr
+
+
+def test_bare_mode_with_a_template_that_cannot_carry_the_id_refuses_to_start(tmp_path):
+    conf = tmp_path / "ocpp.conf"
+    conf.write_text("ocpp.payload_format = bare\n")
+    result = ocpp_gw("-c", str(conf))
+    assert result.returncode == 2
+    assert "ocpp.payload_format" in result.stderr or "ocpp.upstream.topic" in result.stderr
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    result = ocpp_gw("-c", str(tmp_path / "nope.conf"))
+    assert result.returncode == 2
+    assert "nope.conf" in result.stderr
+
+
+def test_missing_credentials_file_exits_2_naming_it(tmp_path):
+    conf = tmp_path / "ocpp.conf"
+    conf.write_text(f"auth.file = {tmp_path}/passwd\nocpp.listener.ws = 127.0.0.1:0\n"
+                    "admin.listener = off\n")
+    result = ocpp_gw("-c", str(conf))
+    assert result.returncode == 2
+    assert f"{tmp_path}/passwd" in result.stderr
+
+
+def test_passwd_add_list_remove_round_trip(tmp_path):
+    passwd = tmp_path / "passwd"
+    assert ocpp_gw("passwd", "add", "CP9", "--password-stdin", "--file", str(passwd),
+                   stdin="s3cret-pass\n").returncode == 0
+    listed = ocpp_gw("passwd", "list", "--file", str(passwd))
+    assert listed.stdout.split() == ["CP9"]
+    assert "s3cret" not in passwd.read_text()
+    assert ocpp_gw("passwd", "remove", "CP9", "--file", str(passwd)).returncode == 0
+    assert ocpp_gw("passwd", "remove", "CP9", "--file", str(passwd)).returncode == 1
+
+
+def test_ctl_lists_and_kicks_a_connected_charge_point(gateway, mqtt_probe):
+    from websockets.sync.client import connect
+    mqtt_probe.subscribe("ocpp/events/#")
+    with connect(gateway.ws_url("CP003"), subprotocols=["ocpp1.6"],
+                 additional_headers={"Authorization": gateway.auth_header("CP003")}) as ws:
+        mqtt_probe.expect_json("ocpp/events/CP003", {"event": "connected"})
+        listed = ocpp_gw("ctl", "-c", str(gateway.config_path), "clients")
+        assert listed.returncode == 0 and "CP003" in listed.stdout
+        kicked = ocpp_gw("ctl", "-c", str(gateway.config_path), "kick", "CP003")
+        assert kicked.returncode == 0
+        mqtt_probe.expect_json("ocpp/events/CP003", {"event": "disconnected", "reason": "kicked"})
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd.code == 1000
+    assert ocpp_gw("ctl", "-c", str(gateway.config_path), "kick", "CP003").returncode == 1
