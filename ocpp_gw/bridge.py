@@ -127,6 +127,8 @@ class Bridge:
             cids = list(self._subscribed)
         for cid in cids:
             client.subscribe(self.dnstream_topic.subscription(cid), qos=1)
+        # Other instances' connect events tell us when a CP we hold has moved (takeover).
+        client.subscribe(self.events_topic.wildcard(), qos=1)
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -193,13 +195,36 @@ class Bridge:
         self.stats.incr(f"refused.{reason}")
         return False
 
-    def publish_event(self, session, event: str, reason: str) -> None:
+    def publish_event(self, session, event: str, reason: str, retain: bool = True) -> None:
         peer = session.peer
         body = {"cid": peer.cid, "event": event, "reason": reason, "peer": peer.address,
                 "username": peer.username, "subprotocol": peer.subprotocol,
                 "gateway": self.client_id, "ts": utc_now()}
         self.client.publish(self.events_topic.render(peer.cid), json.dumps(body), qos=1,
-                            retain=True)
+                            retain=retain)
+
+    def republish_downstream(self, cid: str, call: Call) -> None:
+        """Hand a CSMS call to whichever instance holds the CP now (it drops duplicates by id)."""
+        topic = self.dnstream_topic.render(cid, call.action, call.unique_id, "request")
+        topic = "/".join("handover" if level in ("+", "#") else level for level in topic.split("/"))
+        payload = envelope.encode_bare(call) if self.bare else envelope.encode(call, call.action)
+        self.client.publish(topic, payload, qos=1)
+        self.stats.incr("dnstream.handed_over")
+
+    def _on_event(self, payload: bytes) -> None:
+        """Another instance reports a CP connected: if we hold that CP, our connection is stale."""
+        try:
+            event = json.loads(payload)
+            cid, gateway = event["cid"], event["gateway"]
+            moved = event["event"] == "connected" and gateway != self.client_id
+            stamp = datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return  # not one of ours to act on; events are informational
+        if not moved:
+            return
+        session = self.registry.get(cid)
+        if session is not None and stamp > session.connected_at:
+            session.taken_over_by(gateway)
 
     def publish_gateway_error(self, cid: str, error: CallError, action: str | None) -> None:
         session = self.registry.get(cid)
@@ -216,6 +241,9 @@ class Bridge:
             self.stats.incr("errors.downstream")
 
     def _route(self, topic: str, payload: bytes) -> None:
+        if self.events_topic.match(topic) is not None:
+            self._on_event(payload)
+            return
         fields = self.dnstream_topic.match(topic)
         if fields is None or not fields.get("cid"):
             log.warning("downstream message on unexpected topic %s dropped", topic)

@@ -329,11 +329,20 @@ class Pipe:
                                             call.action, code=violation.code, payload=call.payload),
                               call.action)
                 return
+        if self._knows_csms_call(call.unique_id):
+            # e.g. handed over by another gateway instance that had received it too
+            self._warn(f"duplicate CSMS call {call.action} dropped: this UniqueId is already "
+                       "queued, out or recently sent", call.unique_id, call.action)
+            self.stats.incr("dropped.duplicate_csms_call")
+            return
         if len(self._pending) >= self.config.max_mqueue_len:
             self._refuse_csms_call(call, "queue_full",
                                    f"{len(self._pending)} calls already queued for {self.cid}")
             return
         self._pending.append(call)
+
+    def _knows_csms_call(self, unique_id: str) -> bool:
+        return unique_id in self._recent or any(c.unique_id == unique_id for c in self._pending)
 
     def _on_csms_reply(self, reply: CallResult | CallError) -> None:
         current = self._cp_call

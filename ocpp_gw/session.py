@@ -45,6 +45,7 @@ class Session:
         self.pipe = Pipe(peer.cid, runtime.pipe_config, stats=runtime.stats, checker=runtime.checker)
         self.finished = threading.Event()
         self.successor: Session | None = None
+        self.moved_to: str | None = None  # another gateway instance that took this CP over
         self.ws: CpWebSocket | None = None
         self._sock = LockedSocket(sock, self._stamp_receive)
         self._raw_request = raw_request
@@ -72,6 +73,11 @@ class Session:
                 self.pipe.closed = Close(1011, "internal error")
         finally:
             self._finish(registered)
+
+    def taken_over_by(self, gateway: str) -> None:
+        """Another gateway instance now holds this CP (any thread)."""
+        self.moved_to = gateway
+        self.pipe.request_close(CLOSE_NORMAL, f"taken over by {gateway}")
 
     def _claim_cid(self) -> None:
         previous = self.runtime.registry.register(self)
@@ -111,12 +117,22 @@ class Session:
                 self.runtime.registry.unregister(self)
                 self.runtime.stats.incr("connections.closed")
                 log.info("[%s] disconnected: %s", self.cid, reason, extra={"cid": self.cid})
-                self.runtime.bridge.publish_event(self, "disconnected", reason)
+                # Not retained after a move: the retained event must stay the new instance's.
+                self.runtime.bridge.publish_event(self, "disconnected", reason,
+                                                  retain=self.moved_to is None)
         finally:
             self._close_socket(pipe.closed)
             self.finished.set()
 
     def _settle_unfinished_calls(self, reason: str) -> None:
+        if self.moved_to is not None:
+            calls = self.pipe.unfinished_calls()
+            for call in calls:
+                self.runtime.bridge.republish_downstream(self.cid, call)
+            if calls:
+                log.info("[%s] %d CSMS call(s) handed to %s", self.cid, len(calls), self.moved_to,
+                         extra={"cid": self.cid})
+            return
         successor = self.successor
         if successor is not None:
             calls = self.pipe.unfinished_calls()

@@ -516,3 +516,11 @@ def test_reply_that_mqtt_refuses_is_counted_as_lost(h):
     h.pipe.upstream_refused(up)
     assert h.to_cp() == [RESET]
     assert h.stats.get("dropped.upstream_refused") == 1
+
+
+def test_csms_call_with_the_id_of_a_queued_or_sent_call_is_dropped_as_duplicate(h):
+    h.csms_sends(RESET, GETCONF)
+    h.csms_sends(RESET, GETCONF)
+    assert h.to_cp() == [RESET]
+    assert h.pipe.queue_depth == 1
+    assert h.stats.get("dropped.duplicate_csms_call") == 2
