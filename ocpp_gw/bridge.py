@@ -154,9 +154,13 @@ class Bridge:
                      extra={"cid": cid})
 
     def detach(self, cid: str) -> None:
+        """A cid's last session left: keep listening for one hold period, then unsubscribe."""
         with self._lock:
             self._subscribed.discard(cid)
-        self.client.unsubscribe(self.dnstream_topic.subscription(cid))
+        if self.offline.hold_seconds > 0:
+            self.offline.linger(cid)
+        else:
+            self.client.unsubscribe(self.dnstream_topic.subscription(cid))
 
     def _expired(self, cid: str, items: list, emptied: bool) -> None:
         for message, action, _size in items:
@@ -223,8 +227,19 @@ class Bridge:
         if not moved:
             return
         session = self.registry.get(cid)
-        if session is not None and stamp > session.connected_at:
-            session.taken_over_by(gateway)
+        if session is not None:
+            if stamp > session.connected_at:
+                session.taken_over_by(gateway)
+            return
+        with self._route_lock:
+            held = self.offline.release(cid)
+        for message, _action, _size in held:
+            if isinstance(message, Call):
+                self.republish_downstream(cid, message)
+        with self._lock:
+            mine = cid in self._subscribed
+        if not mine:  # stop lingering on a CP that another instance serves now
+            self.client.unsubscribe(self.dnstream_topic.subscription(cid))
 
     def publish_gateway_error(self, cid: str, error: CallError, action: str | None) -> None:
         session = self.registry.get(cid)

@@ -1,8 +1,11 @@
 """Downstream messages for a charge point that is not connected, held for ``ocpp.dnstream.offline_hold``.
 
 After a gateway restart the persistent MQTT session delivers what the CSMS sent meanwhile, usually
-before the chargers are back; a charger that reconnects within the hold gets them, in order. What
-expires is handed to ``on_expire`` (the bridge answers Calls with gateway error ``offline``).
+before the chargers are back; a charger that reconnects within the hold gets them, in order. A
+charger that has just left keeps its subscription for one hold period too ("linger"), so what the
+CSMS sends it meanwhile is held rather than lost at the broker. What expires is handed to
+``on_expire(cid, items, emptied)``; ``emptied`` says nothing is held or lingering for the cid any
+more (the bridge answers expired Calls with gateway error ``offline`` and drops the subscription).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ class OfflineHold:
         self.on_expire = on_expire
         self.clock = clock
         self._held: dict[str, deque] = {}
+        self._linger: dict[str, float] = {}  # cid -> end of its linger period
         self._cond = threading.Condition()
         self._stopping = False
         self.thread = threading.Thread(target=self._run, name="ocpp-offline-hold", daemon=True)
@@ -42,12 +46,19 @@ class OfflineHold:
             if len(queue) >= self.max_per_cid:
                 return False
             queue.append((self.clock() + self.hold_seconds, item))
-            if len(self._held) == 1 and len(queue) == 1:
-                self._cond.notify()
+            self._cond.notify()
             return True
 
-    def release(self, cid: str) -> list:
+    def linger(self, cid: str) -> None:
+        """``cid`` has just left: keep it (and its subscription) for one hold period."""
         with self._cond:
+            self._linger[cid] = self.clock() + self.hold_seconds
+            self._cond.notify()
+
+    def release(self, cid: str) -> list:
+        """Everything held for ``cid``, oldest first; ends its linger period."""
+        with self._cond:
+            self._linger.pop(cid, None)
             queue = self._held.pop(cid, None)
         return [item for _, item in queue] if queue else []
 
@@ -67,11 +78,16 @@ class OfflineHold:
                 if not queue:
                     del self._held[cid]
                 if expired:
-                    due.append((cid, expired, not queue))
-            next_deadline = min((q[0][0] for q in self._held.values()), default=None)
+                    due.append((cid, expired, not queue and cid not in self._linger))
+            for cid, end in list(self._linger.items()):
+                if end <= now:
+                    del self._linger[cid]
+                    if cid not in self._held:
+                        due.append((cid, [], True))
+            deadlines = [q[0][0] for q in self._held.values()] + list(self._linger.values())
         for cid, items, emptied in due:
             self.on_expire(cid, items, emptied)
-        return next_deadline
+        return min(deadlines, default=None)
 
     def _run(self) -> None:
         while True:

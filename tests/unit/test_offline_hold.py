@@ -57,3 +57,34 @@ def test_the_expiry_thread_hands_over_without_polling():
         assert done.wait(2)
     finally:
         held.stop()
+
+
+def test_a_cid_that_left_lingers_one_hold_period_then_is_reported_emptied():
+    held, clock, expired = make(hold=10)
+    held.linger("CP1")
+    assert held.expire() == 10
+    clock.now = 10
+    held.expire()
+    assert expired == [("CP1", [], True)]
+
+
+def test_messages_expiring_during_linger_do_not_end_it():
+    held, clock, expired = make(hold=10)
+    held.linger("CP1")
+    clock.now = 1
+    held.hold("CP1", "a")
+    clock.now = 10
+    held.expire()
+    assert expired == []
+    clock.now = 11
+    held.expire()
+    assert expired[-1] == ("CP1", ["a"], True)
+
+
+def test_release_ends_the_linger_period():
+    held, clock, expired = make(hold=10)
+    held.linger("CP1")
+    assert held.release("CP1") == []
+    clock.now = 20
+    assert held.expire() is None
+    assert expired == []

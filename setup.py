@@ -1,0 +1,58 @@
+"""Packaging for ocpp_gw, the OCPP-J 1.6 to MQTT gateway."""
+
+import glob
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+
+
+def read_version() -> str:
+    text = (HERE / "ocpp_gw" / "__init__.py").read_text(encoding="utf-8")
+    return re.search(r'^__version__ = "([^"]+)"', text, re.M).group(1)
+
+
+def read_readme() -> str:
+    readme = HERE / "README.md"
+    return readme.read_text(encoding="utf-8") if readme.exists() else ""
+
+
+setup(
+    name="ocpp-gw",
+    version=read_version(),
+    description="OCPP-J 1.6 charge points to MQTT: a gateway that keeps the protocol and holds no business logic",
+    long_description=read_readme(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["ocpp_gw", "ocpp_gw.*"]),
+    package_data={"ocpp_gw.console": ["index.html", "console.js", "console.css"]},
+    install_requires=[
+        "simple-websocket>=1.0",
+        "paho-mqtt>=2.0",
+        "jsonschema>=4.18",
+        "configobj>=5.0.8",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7.4",
+            "pytest-timeout>=2.2",
+            "freezegun>=1.4",
+            "ocpp>=1.0",
+            "websockets>=13.0",
+            "hypothesis>=6.90",
+            "selenium==4.36.0",  # drives Debian's chromium through chromium-driver (tests/browser)
+        ],
+    },
+    entry_points={"console_scripts": ["ocpp-gw = ocpp_gw.cli:main"]},
+    data_files=[
+        ("share/ocpp-gw/schemas", sorted(glob.glob("schemas/*.json"))),
+        ("share/ocpp-gw", glob.glob("etc/ocpp.conf")),
+    ],
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: Communications",
+    ],
+)
