@@ -24,8 +24,29 @@ def admin_url(config_path: str) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def request(base: str, method: str, path: str) -> tuple[int, object]:
+def admin_token(config_path: str, token_file: str | None, *, config_required: bool) -> str | None:
+    """The admin token to send: from --token-file, else from admin.token_file in the config."""
+    if token_file is None:
+        from .settings import ConfigError, load
+        try:
+            token_file = load(config_path)["admin.token_file"]
+        except ConfigError:
+            if config_required:
+                raise
+            return None
+    if not token_file:
+        return None
+    try:
+        with open(token_file, encoding="utf-8") as file:
+            return file.readline().strip()
+    except OSError as err:
+        raise SystemExit(f"ocpp-gw ctl: cannot read the admin token: {err}") from None
+
+
+def request(base: str, method: str, path: str, token: str | None = None) -> tuple[int, object]:
     req = urllib.request.Request(base + path, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
             return response.status, json.load(response)
@@ -57,6 +78,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     parser.add_argument("--url", help="admin API base URL (default: from admin.listener)")
     parser.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    parser.add_argument("--token-file", help="admin token file (default: admin.token_file of the config)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("clients", help="list connected charge points")
     sub.add_parser("show", help="one charge point").add_argument("cid")
@@ -64,15 +86,16 @@ def main(argv: list[str]) -> int:
     sub.add_parser("stats", help="counters and gauges")
     args = parser.parse_args(argv)
     base = args.url or admin_url(args.config)
+    token = admin_token(args.config, args.token_file, config_required=not args.url)
     try:
         if args.command == "clients":
-            status, body = request(base, "GET", "/api/v1/clients")
+            status, body = request(base, "GET", "/api/v1/clients", token)
         elif args.command == "show":
-            status, body = request(base, "GET", f"/api/v1/clients/{quote(args.cid, safe='')}")
+            status, body = request(base, "GET", f"/api/v1/clients/{quote(args.cid, safe='')}", token)
         elif args.command == "kick":
-            status, body = request(base, "DELETE", f"/api/v1/clients/{quote(args.cid, safe='')}")
+            status, body = request(base, "DELETE", f"/api/v1/clients/{quote(args.cid, safe='')}", token)
         else:
-            status, body = request(base, "GET", "/api/v1/stats")
+            status, body = request(base, "GET", "/api/v1/stats", token)
     except (urllib.error.URLError, OSError) as err:
         print(f"ocpp-gw ctl: cannot reach the gateway at {base}: {err}", file=sys.stderr)
         return 1

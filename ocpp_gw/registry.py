@@ -20,6 +20,8 @@ class Registry:
         self._sessions: dict = {}
         self._on_first = on_first
         self._on_last = on_last
+        # Each is called with a session that has just left (outside the lock; the admin console).
+        self.on_disconnect: list[Callable[[object], None]] = []
 
     def register(self, session):
         """Make ``session`` the cid's session; return the one it replaces, if any."""
@@ -33,11 +35,13 @@ class Registry:
     def unregister(self, session) -> bool:
         """Forget ``session`` unless it was already replaced; True if the cid is now gone."""
         with self._lock:
-            if self._sessions.get(session.cid) is not session:
-                return False
-            del self._sessions[session.cid]
-            self._on_last(session)
-            return True
+            gone = self._sessions.get(session.cid) is session
+            if gone:
+                del self._sessions[session.cid]
+                self._on_last(session)
+        for callback in self.on_disconnect:
+            callback(session)
+        return gone
 
     def get(self, cid: str):
         return self._sessions.get(cid)

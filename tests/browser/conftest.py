@@ -1,0 +1,117 @@
+"""Fixtures for the console's browser tests: Debian's headless Chromium driven through chromium-driver
+(Selenium), a gateway with the admin token on, a reference backend, and the page objects.
+
+Nothing is downloaded at run time: the browser and its driver come from Debian (`make test` installs
+chromium and chromium-driver), Selenium from the venv, and Selenium Manager is kept offline.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, render_config
+from tests.integration._support import start_gateway
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--window-size=1440,900",
+                  "--lang=en-US", "--force-color-profile=srgb", "--hide-scrollbars"]
+ADMIN_TOKEN = "console-test-token-0123456789abcdef"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+README_SCREENSHOT = ROOT / "docs" / "img" / "console.png"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session; each test starts on a blank page with no cookies."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    assert not missing, f"{', '.join(missing)} missing: run `make test` (it installs chromium and chromium-driver)"
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a browser or a driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page(browser):
+    browser.get("about:blank")
+    browser.delete_all_cookies()
+    return browser
+
+
+@pytest.fixture
+def token_file(tmp_path) -> Path:
+    path = tmp_path / "admin.token"
+    path.write_text(ADMIN_TOKEN + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.fixture
+def passwd_copy(tmp_path, passwd_file) -> Path:
+    path = tmp_path / "passwd"
+    shutil.copy(passwd_file, path)
+    os.chmod(path, 0o640)
+    return path
+
+
+@pytest.fixture
+def console_gateway(gateway_factory, token_file, passwd_copy):
+    """A gateway as an operator would expose it: admin token required, its own credentials file,
+    payloads kept in the history, and a short awaiting_timeout so a gateway error comes quickly."""
+    gateway = start_gateway(gateway_factory, {
+        "admin.token_file": token_file,
+        "auth.file": passwd_copy,
+        "admin.history_payloads": "true",
+        "ocpp.awaiting_timeout": "1s",
+    }, start=False)
+    gateway.settings["admin.listener"] = f"127.0.0.1:{gateway.admin_port}"  # _support turns it off
+    gateway.config_path.write_text(render_config(gateway.settings))
+    return gateway.start()
+
+
+@pytest.fixture
+def backend(broker, console_gateway):
+    """The reference CSMS on the console gateway's topics: answers BootNotification and friends."""
+    from csms_responder import Responder
+
+    with Responder(broker.host, broker.port, mountpoint=console_gateway.mountpoint) as responder:
+        yield responder
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+def screenshot(page, artifacts):
+    """screenshot(name) saves the page as tests/artifacts/console-<name>.png and returns the path."""
+    def take(name: str) -> Path:
+        path = artifacts / f"console-{name}.png"
+        assert page.save_screenshot(str(path)), f"no screenshot for {name}"
+        return path
+    return take
+
+
+def publish_readme_screenshot(path: Path) -> None:
+    """docs/img/console.png is committed: written when missing, or refreshed on request
+    (OCPP_GW_UPDATE_SCREENSHOT=1), so a test run does not dirty the tree."""
+    if README_SCREENSHOT.exists() and os.environ.get("OCPP_GW_UPDATE_SCREENSHOT") != "1":
+        return
+    README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, README_SCREENSHOT)
