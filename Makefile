@@ -22,7 +22,7 @@ NODE_MODULES := $(NODE_DIR)/node_modules/.package-lock.json
 
 # "what to look for:Debian package" pairs; see deps-% below.
 RUN_DEPS  := python3:python3 venv:python3-venv mosquitto:mosquitto
-TEST_DEPS := $(RUN_DEPS) mosquitto_sub:mosquitto-clients stdbuf:coreutils node:nodejs npm:npm systemd-analyze:systemd
+TEST_DEPS := $(RUN_DEPS) mosquitto_sub:mosquitto-clients stdbuf:coreutils node:nodejs npm:npm systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver
 
 .PHONY: help run test bench clean distclean deps-run deps-test deb deps-deb test-packaging
 
@@ -104,7 +104,7 @@ deps-deb:
 	@if ! command -v dpkg-checkbuilddeps >/dev/null || ! dpkg-checkbuilddeps >/dev/null 2>&1; then
 		echo "installing the build dependencies of debian/control"
 		$(SUDO) apt-get update -q
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q ./
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q --no-install-recommends ./
 	fi
 
 deb: deps-deb

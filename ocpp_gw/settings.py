@@ -253,6 +253,16 @@ class Listen(Parser):
         return host or ANY_HOST, _port(port, 0)
 
 
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses: reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclasses.dataclass(frozen=True)
 class Server(Parser):
     """Where to connect: ``(host, port)``."""
@@ -627,15 +637,36 @@ HTTP 200 lets the charge point in, anything else refuses it. Required with auth.
 http; use https unless the service runs on the same host."""),
         Key("auth.http.timeout", Duration(positive=True), "5s", """
 How long the gateway waits for the http backend. No answer in time refuses the charge point."""),
+        Key("auth.http.cache_ttl", Duration(), "60s", """
+How long the http backend's yes is remembered for the same cid, user name and password (held
+as a salted hash, never in clear), so that a storm of reconnecting charge points does not
+flood the service. Refusals are never remembered. 0 asks the service every time."""),
         Key("auth.username_must_match_cid", Boolean(), "true", """
 An authenticated charge point whose user name differs from its id in the URL is refused with
 HTTP 403."""),
+        Key("auth.throttle.max_failures", Integer(0), "5", """
+Failed logins (wrong user name or password) allowed from one peer address (for IPv6, one /64
+network) within auth.throttle.window. The attempt after that, and every attempt from that
+address for auth.throttle.block, is answered HTTP 429 with Retry-After, whatever its
+credentials. 0 turns throttling off. Charge points behind one NAT share an address: a
+misconfigured one can lock out its neighbours, so raise this where many sit behind a router."""),
+        Key("auth.throttle.window", Duration(positive=True), "1m", """
+The period over which failed logins from one address are counted."""),
+        Key("auth.throttle.block", Duration(positive=True), "5m", """
+How long an address that made too many failed logins is answered HTTP 429."""),
     ),
     *_group(
         "Admin API and logs",
         Key("admin.listener", Listen(), "127.0.0.1:33080", """
-Address of the admin HTTP API (clients, kick, stats, /metrics, /healthz) that ocpp-gw ctl
-talks to. It has no authentication: keep it on a loopback address."""),
+Address of the admin HTTP API (clients, kick, stats, /metrics, /healthz; ocpp-gw ctl uses it)
+and of the operator console, a web page at /. On a loopback address (127.0.0.1, [::1],
+localhost) it needs no login; on any other address admin.token_file is required."""),
+        Key("admin.token_file", Text(what="a file path"), "", """
+File holding the admin token: one line of at least 16 characters (e.g. the output of
+openssl rand -hex 32), not readable by every user (else the gateway refuses to start). When
+set, every admin request needs it, as an Authorization: Bearer header (ocpp-gw ctl sends it)
+or through the console's login form; /healthz stays open. Required when admin.listener is not
+a loopback address. Read at start."""),
         Key("admin.history_len", Integer(0, 1000), "20", """
 How many of the last messages of each connected charge point the gateway keeps in memory for the
 operator console and the admin API (direction, type, action, UniqueId, time, size). 0 keeps none."""),
@@ -815,6 +846,11 @@ def _cross_problems(values: Mapping[str, Any],
 
     if values["auth.backend"] == "http" and values["auth.http.url"] is None:
         yield ("auth.http.url", "required when auth.backend is http", ("auth.backend",))
+
+    if values["admin.listener"] is not None and values["admin.token_file"] is None \
+            and not is_loopback(values["admin.listener"][0]):
+        yield ("admin.token_file", "required when admin.listener is not a loopback address",
+               ("admin.listener",))
 
     listeners = [(name, values[name]) for name in ("ocpp.listener.ws", "ocpp.listener.wss", "admin.listener")
                  if values[name] is not None]

@@ -363,7 +363,9 @@ SPEC_DEFAULTS = {
     "admin.listener": ("127.0.0.1", 33080), "log.level": "info",
     # Not in SPEC §2; the gateway needs them.
     "ocpp.max_bad_frames": 10, "ocpp.recent_csms_calls": 16, "ocpp.close_timeout": 1.0,
-    "admin.history_len": 20, "admin.history_payloads": False,
+    "admin.history_len": 20, "admin.history_payloads": False, "admin.token_file": None,
+    "auth.http.cache_ttl": 60.0, "auth.throttle.max_failures": 5, "auth.throttle.window": 60.0,
+    "auth.throttle.block": 300.0,
 }
 
 
