@@ -7,8 +7,9 @@ import socket
 import ssl
 import struct
 import threading
+import time
 
-from . import handshake
+from . import handshake, tls
 from .session import Peer, Session
 
 log = logging.getLogger("ocpp_gw.listener")
@@ -89,6 +90,7 @@ class Connection:
         self.sock = sock
         self.peer = peer
         self.ssl_context = ssl_context
+        self.deadline = 0.0  # of the handshake, on the monotonic clock; set by handle()
 
     def handle(self) -> None:
         settings = self.runtime.settings
@@ -100,8 +102,13 @@ class Connection:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
                             struct.pack("ll", int(send_timeout), 0))
             sock.settimeout(settings["ocpp.idle_timeout"] or None)
+            # One deadline for the whole handshake: a per-read timeout would let a client that
+            # dribbles its request a byte at a time hold the connection forever.
+            self.deadline = time.monotonic() + settings["ocpp.idle_timeout"]
             if self.ssl_context is not None:
-                sock = self.sock = self.ssl_context.wrap_socket(sock, server_side=True)
+                sock = self._tls_handshake()
+                if sock is None:
+                    return
             raw = self._read_request()
             if raw is None:
                 return
@@ -123,10 +130,39 @@ class Connection:
             if self.sock is not None:
                 self.sock.close()
 
+    def _tls_handshake(self) -> ssl.SSLSocket | None:
+        """TLS on this thread, within the handshake deadline (do_handshake treats the socket timeout as one
+        deadline for the whole exchange); the TLS socket, or None when the handshake failed (logged)."""
+        self.sock = self.ssl_context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
+        try:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            self.sock.settimeout(remaining)
+            self.sock.do_handshake()
+            return self.sock
+        except TimeoutError:
+            log.warning("connection from %s closed: no TLS handshake within %gs", self.peer,
+                        self.runtime.settings["ocpp.idle_timeout"])
+            self.runtime.stats.incr("refused.handshake_timeout")
+        except ssl.SSLError as error:
+            about_certificate, reason = tls.handshake_failure(error)
+            if about_certificate:
+                log.warning("connection from %s refused: %s", self.peer, reason)
+                self.runtime.stats.incr("refused.tls_certificate")
+            else:  # scanners, plain HTTP on the TLS port, old TLS versions: not worth a warning each
+                log.info("connection from %s: %s", self.peer, reason)
+                self.runtime.stats.incr("handshake.tls_failed")
+        return None
+
     def _read_request(self) -> bytes | None:
         buf = b""
         while True:
             try:
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self.sock.settimeout(remaining)
                 chunk = self.sock.recv(4096)
             except TimeoutError:
                 log.warning("connection from %s closed: no handshake within %gs", self.peer,
@@ -154,14 +190,26 @@ class Connection:
             fail_if_no_subprotocol=settings["ocpp.listener.fail_if_no_subprotocol"])
         if isinstance(request, handshake.Refusal):
             return request
-        refusal = handshake.authorize(request, self.runtime.auth, peer=self.peer,
+        transport = handshake.PLAIN
+        if isinstance(self.sock, ssl.SSLSocket):
+            # A non-empty dict only when TLS asked for a client certificate and verified it.
+            certificate = self.sock.getpeercert()
+            if certificate:
+                refusal = tls.certificate_refusal(certificate, request.cid,
+                                                  settings["ocpp.listener.ssl.organization"])
+                if refusal is not None:
+                    return refusal
+            transport = handshake.Transport(tls=True, client_certificate=bool(certificate))
+        refusal = handshake.authorize(request, self.runtime.auth, peer=self.peer, transport=transport,
                                       must_match_cid=settings["auth.username_must_match_cid"])
         if refusal is not None:
             return refusal
         return Peer(request.cid, self.peer, request.username, request.subprotocol)
 
     def _refuse(self, refusal: handshake.Refusal) -> None:
-        log.warning("connection from %s refused: %d %s", self.peer, refusal.status, refusal.reason)
+        # 429s come in bursts; the throttle logs the start of each burst once.
+        level = logging.DEBUG if refusal.status == 429 else logging.WARNING
+        log.log(level, "connection from %s refused: %d %s", self.peer, refusal.status, refusal.reason)
         self.runtime.stats.incr(f"refused.http_{refusal.status}")
         try:
             self.sock.sendall(refusal.to_bytes())
@@ -169,8 +217,30 @@ class Connection:
             pass
 
 
+# Seconds the accept loop gives a refused client, at most, to send its request. The loop accepts
+# nothing meanwhile; it only ever waits when the connection limit is reached.
+REFUSAL_READ_TIME = 1.0
+
+
 def _refuse_quickly(conn: socket.socket, refusal: handshake.Refusal) -> None:
     try:
+        # Closing with the request unread makes the kernel reset the connection, and the reset can
+        # overtake our answer: the client would see "connection reset" instead of the 503. So read
+        # the request first, within one short deadline (this runs on the accept loop).
+        deadline = time.monotonic() + REFUSAL_READ_TIME
+        received = b""
+        try:
+            while handshake.find_header_end(received) < 0 and len(received) <= handshake.MAX_REQUEST_BYTES:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                conn.settimeout(remaining)
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+        except TimeoutError:
+            pass
         conn.settimeout(1.0)
         conn.sendall(refusal.to_bytes())
     except OSError:

@@ -24,6 +24,12 @@ log = logging.getLogger("ocpp_gw.session")
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+
+
+def _utf8_length_over(text: str, limit: int) -> bool:
+    # A character takes at most 4 bytes: only long texts need encoding to tell.
+    return bool(limit) and len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
 
 
 @dataclass(frozen=True)
@@ -191,12 +197,22 @@ class Session:
                     data = ws.receive(timeout=0)
                 except ConnectionClosed:
                     self._reader_done = True
-                    rx.put(Disconnected(ws.close_reason, "closed by charge point"
-                                        f" (code {int(ws.close_reason)})"))
+                    if ws.frame_too_big:
+                        rx.put(Disconnected(CLOSE_TOO_BIG, self._too_big_reason()))
+                    else:
+                        rx.put(Disconnected(ws.close_reason, "closed by charge point"
+                                            f" (code {int(ws.close_reason)})"))
                     return
                 if data is None:
                     return
+                if isinstance(data, str) and _utf8_length_over(data, ws.max_message_size):
+                    # simple-websocket counts characters; the limit is in bytes.
+                    rx.put(Close(CLOSE_TOO_BIG, self._too_big_reason()))
+                    return
                 rx.put(data)
+
+    def _too_big_reason(self) -> str:
+        return f"frame larger than {self.ws.max_message_size} bytes"
 
     def _stamp_receive(self) -> None:
         self.pipe.last_rx = self.pipe.clock()
