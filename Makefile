@@ -22,7 +22,7 @@ NODE_MODULES := $(NODE_DIR)/node_modules/.package-lock.json
 
 # "what to look for:Debian package" pairs; see deps-% below.
 RUN_DEPS  := python3:python3 venv:python3-venv mosquitto:mosquitto
-TEST_DEPS := $(RUN_DEPS) mosquitto_sub:mosquitto-clients stdbuf:coreutils node:nodejs npm:npm systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver
+TEST_DEPS := $(RUN_DEPS) mosquitto_sub:mosquitto-clients stdbuf:coreutils node:nodejs npm:npm systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver haproxy:haproxy rabbitmq-server:rabbitmq-server
 
 .PHONY: help run test bench clean distclean deps-run deps-test deb deps-deb test-packaging
 
@@ -114,8 +114,12 @@ deb: deps-deb
 test-packaging: deps-test deps-deb $(TEST_INSTALL)
 	@$(VENV_PY) -m pytest -q tests/packaging
 
-bench: $(INSTALLED)
-	@if [ -f bench/__main__.py ]; then $(VENV_PY) -m bench; else echo "no benchmarks yet (bench/__main__.py)"; fi
+# Benchmarks of issue 7 (docs/performance.md), not part of `make test`: gateway vs a mobilityhouse `ocpp`
+# central system, same load, same run. `make bench BENCH_ARGS=--quick` is a smoke check under a minute.
+BENCH_ARGS ?=
+bench: deps-run $(TEST_INSTALL)
+	@$(VENV_PY) -c 'import matplotlib' 2>/dev/null || $(VENV_PY) -m pip install -q 'matplotlib>=3.7'
+	$(VENV_PY) -m bench $(BENCH_ARGS)
 
 clean:
 	@rm -rf build dist ./*.egg-info .pytest_cache .hypothesis $(RUN_DIR) $(NODE_DIR)/node_modules

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -562,6 +563,17 @@ def console_files() -> dict[str, bytes]:
     return {name: (package / name).read_bytes() for name, _ in set(CONSOLE_FILES.values())}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # Health checkers (HAProxy) reset the connection once they have the status line.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("admin client %s went away mid-response", client_address)
+            return
+        log.exception("admin request from %s failed", client_address)
+
+
 class AdminServer:
     def __init__(self, service, address: tuple[str, int]):
         settings = service.settings
@@ -574,8 +586,7 @@ class AdminServer:
                 raise StartupError(f"admin.token_file: {err}") from err
         api = AdminApi(service)
         service.runtime.registry.on_disconnect.append(api.disconnects.record)
-        self.httpd = ThreadingHTTPServer(address, _Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(address, _Handler)
         self.address = self.httpd.server_address[:2]
         policy = admin_access.AccessPolicy(token, admin_access.Logins(),
                                            cookie_name=f"ocpp_gw_session_{self.address[1]}")

@@ -57,6 +57,7 @@ class Bridge:
         self._lock = threading.Lock()
         # Routing and releasing held messages under one lock keeps a reconnecting CP's order.
         self._route_lock = threading.Lock()
+        self._moved: dict[str, str] = {}  # cid -> the instance that serves it now
         self.offline = OfflineHold(settings["ocpp.dnstream.offline_hold"],
                                    settings["ocpp.dnstream.max_mqueue_len"], self._expired)
         self.client = self._make_client()
@@ -139,11 +140,16 @@ class Bridge:
 
     # -- subscriptions (called under the registry lock) --------------------------------------
 
+    def routing_stopped(self) -> threading.Lock:
+        """Hold this while settling a leaving pipe: no message is routed to it meanwhile."""
+        return self._route_lock
+
     def attach(self, session) -> None:
         """A cid's first session: subscribe, and hand it what was held while it was away."""
         cid = session.cid
         with self._lock:
             self._subscribed.add(cid)
+            self._moved.pop(cid, None)
         self.client.subscribe(self.dnstream_topic.subscription(cid), qos=1)
         with self._route_lock:
             held = self.offline.release(cid)
@@ -153,11 +159,14 @@ class Bridge:
             log.info("[%s] %d message(s) held while offline delivered", cid, len(held),
                      extra={"cid": cid})
 
-    def detach(self, cid: str) -> None:
-        """A cid's last session left: keep listening for one hold period, then unsubscribe."""
+    def detach(self, cid: str, linger: bool = True) -> None:
+        """A cid's last session left: keep listening for one hold period, then unsubscribe.
+
+        A CP that moved to another instance does not linger: that instance has its messages.
+        """
         with self._lock:
             self._subscribed.discard(cid)
-        if self.offline.hold_seconds > 0:
+        if linger and self.offline.hold_seconds > 0:
             self.offline.linger(cid)
         else:
             self.client.unsubscribe(self.dnstream_topic.subscription(cid))
@@ -227,9 +236,14 @@ class Bridge:
         if not moved:
             return
         session = self.registry.get(cid)
+        if session is not None and stamp <= session.connected_at:
+            return  # an older connection elsewhere; ours is the current one
+        with self._lock:
+            if session is None and cid in self._subscribed:
+                return  # the CP connected here in the meantime
+            self._moved[cid] = gateway
         if session is not None:
-            if stamp > session.connected_at:
-                session.taken_over_by(gateway)
+            session.taken_over_by(gateway)
             return
         with self._route_lock:
             held = self.offline.release(cid)
@@ -281,6 +295,12 @@ class Bridge:
             session = self.registry.get(cid)
             if session is not None:
                 self._deliver(session, message, action, len(payload))
+            elif cid in self._moved:
+                # Routed after the new instance subscribed (it published its event after that),
+                # so it has this message too.
+                log.info("[%s] %s left to %s, which serves this CP now", cid, message.unique_id,
+                         self._moved[cid], extra={"cid": cid, "unique_id": message.unique_id})
+                self.stats.incr("dnstream.served_elsewhere")
             elif self.offline.hold_seconds <= 0:
                 self._refuse(cid, message.unique_id, action, "offline", f"{cid} is not connected",
                              is_call=isinstance(message, Call))

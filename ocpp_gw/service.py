@@ -14,6 +14,7 @@ from .bridge import Bridge
 from .listener import Listener
 from .registry import Registry
 from .runtime import Runtime
+from .tls import make_ssl_context
 
 log = logging.getLogger("ocpp_gw.service")
 
@@ -26,15 +27,10 @@ class StartupError(Exception):
 
 
 def make_auth(settings):
-    backend = settings["auth.backend"]
-    if backend == "none":
-        return auth.NoAuth()
-    if backend == "file":
-        try:
-            return auth.FileBackend(settings["auth.file"])
-        except auth.CredentialsError as err:
-            raise StartupError(f"auth.file: {err}") from err
-    raise StartupError(f"{settings.source}: auth.backend: '{backend}' is not available yet")
+    try:
+        return auth.make_backend(settings)
+    except auth.CredentialsError as err:
+        raise StartupError(f"auth.file: {err}") from err
 
 
 def make_checker(settings):
@@ -46,19 +42,6 @@ def make_checker(settings):
         return schemas.SchemaChecker(directory, settings["ocpp.json_schema_id_prefix"])
     except schemas.SchemaError as err:
         raise StartupError(f"{settings.source}: ocpp.json_schema_dir: {err}") from err
-
-
-def make_ssl_context(settings) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(settings["ocpp.listener.ssl.certfile"],
-                            settings["ocpp.listener.ssl.keyfile"])
-    if settings["ocpp.listener.ssl.cacertfile"]:
-        context.load_verify_locations(settings["ocpp.listener.ssl.cacertfile"])
-    if settings["ocpp.listener.ssl.verify"] == "verify_peer":
-        context.verify_mode = ssl.CERT_REQUIRED \
-            if settings["ocpp.listener.ssl.fail_if_no_peer_cert"] else ssl.CERT_OPTIONAL
-    return context
 
 
 class Service:
@@ -78,7 +61,7 @@ class Service:
         self.runtime.bridge.attach(session)
 
     def _unsubscribe(self, session) -> None:
-        self.runtime.bridge.detach(session.cid)
+        self.runtime.bridge.detach(session.cid, linger=session.moved_to is None)
 
     def start(self, mqtt_wait: float = 10.0) -> None:
         settings = self.settings

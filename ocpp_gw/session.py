@@ -118,9 +118,12 @@ class Session:
         reason = pipe.closed.reason if pipe.closed is not None else "ended"
         try:
             if registered:
-                self._settle_unfinished_calls(reason)
-                self._flush_upstream()
+                # Leave the registry first: from then on new CSMS messages are held (or handed
+                # on), and what was already routed to this pipe is settled under the route lock.
                 self.runtime.registry.unregister(self)
+                with self.runtime.bridge.routing_stopped():
+                    self._settle_unfinished_calls(reason)
+                self._flush_upstream()
                 self.runtime.stats.incr("connections.closed")
                 log.info("[%s] disconnected: %s", self.cid, reason, extra={"cid": self.cid})
                 # Not retained after a move: the retained event must stay the new instance's.
