@@ -1,9 +1,18 @@
-"""Who may connect (SPEC §3): the credentials file, the `none` backend and the `passwd` subcommand.
+"""Who may connect (SPEC §3): the file, http and `none` backends, `make_backend` and the `passwd` subcommand.
 
 Backend interface (what `handshake.authorize` calls):
 
     requires_credentials: bool    # False: every CP is let in, names are not checked
     authenticate(username: str, password: str, *, cid: str = "", peer: str = "") -> bool
+                                  # may raise handshake.AuthUnavailable (→ 503) or handshake.Throttled (→ 429)
+    profile(username: str) -> int | None    # optional: the OCPP security profile a CP is registered for
+    knows(cid: str) -> bool                 # optional: whether a CP is registered at all (checked for CPs
+                                            # that authenticate with a client certificate)
+
+http backend contract: POST `auth.http.url` with a JSON object {cid, username, password, peer}; 200 lets the CP
+in; 5xx, 429, a redirect, a timeout or no connection mean "cannot say" (503 to the CP, fail closed); any other
+status refuses (401). Only yeses are cached (`auth.http.cache_ttl`), keyed by a salted hash of cid, username and
+password. No proxy from the environment is used: passwords go to the configured URL and nowhere else.
 
 Credentials file: one `cid:hash[:profile]` line per charge point, `#` comments and blank lines allowed; the profile
 (OCPP security profile 1–3) defaults to 1. Hashes are salted scrypt (`hashlib.scrypt`), self-describing:
@@ -18,15 +27,24 @@ import binascii
 import getpass
 import hashlib
 import hmac
+import http.client
+import json
 import logging
 import os
 import secrets
 import stat
 import sys
 import tempfile
-from typing import NamedTuple
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Callable, NamedTuple
+from urllib.parse import urlsplit
 
-from .handshake import cid_problem
+from . import __version__
+from .handshake import AuthUnavailable, cid_problem
+from .throttle import FailureThrottle, ThrottledBackend
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +173,11 @@ class FileBackend:
         entry = self._table.get(cid)
         return entry.profile if entry else None
 
+    def knows(self, cid: str) -> bool:
+        """Whether `cid` has a line: a CP with a client certificate must have one too, so that removing the
+        line (and SIGHUP) locks it out without touching the CA."""
+        return cid in self._table
+
     def cids(self) -> list[str]:
         return sorted(self._table)
 
@@ -174,6 +197,114 @@ class NoAuth:
 
     def authenticate(self, username: str, password: str, *, cid: str = "", peer: str = "") -> bool:
         return True
+
+
+class HttpBackend:
+    """auth.backend = http: ask a web service (contract in the module docstring). Thread-safe."""
+
+    requires_credentials = True
+    MAX_CACHED = 10_000
+
+    def __init__(self, url: str, timeout: float, cache_ttl: float, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.cache_ttl = cache_ttl
+        self.clock = clock
+        parts = urlsplit(url)
+        # For log lines: never the user info a URL might carry.
+        self.where = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
+        self._salt = secrets.token_bytes(16)
+        self._cache: dict[bytes, float] = {}  # key → expiry, oldest first
+        self._lock = threading.Lock()
+
+    def authenticate(self, username: str, password: str, *, cid: str = "", peer: str = "") -> bool:
+        key = self._cache_key(cid, username, password)
+        if self._cached(key):
+            return True
+        status = self._ask(cid, username, password, peer)
+        if status == 200:
+            self._remember(key)
+            return True
+        if status >= 500 or status == 429 or 300 <= status < 400 or status < 200:
+            raise AuthUnavailable(f"{self.where} answered HTTP {status}")
+        return False
+
+    def reload(self) -> None:
+        """SIGHUP forgets every cached yes, so a CP revoked at the service is refused from now on."""
+        with self._lock:
+            self._cache.clear()
+
+    def _ask(self, cid: str, username: str, password: str, peer: str) -> int:
+        body = json.dumps({"cid": cid, "username": username, "password": password, "peer": peer}).encode()
+        request = urllib.request.Request(self.url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "Accept": "*/*", "User-Agent": f"ocpp-gw/{__version__}"})
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            error.close()
+            return error.code
+        except urllib.error.URLError as error:
+            raise AuthUnavailable(f"{self.where}: {_reason(error.reason)}") from None
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            raise AuthUnavailable(f"{self.where}: {_reason(error)}") from None
+
+    def _cache_key(self, cid: str, username: str, password: str) -> bytes:
+        canonical = json.dumps([cid, username, password]).encode()
+        return hashlib.sha256(self._salt + canonical).digest()
+
+    def _cached(self, key: bytes) -> bool:
+        with self._lock:
+            expiry = self._cache.get(key)
+            if expiry is None:
+                return False
+            if expiry > self.clock():
+                return True
+            del self._cache[key]
+            return False
+
+    def _remember(self, key: bytes) -> None:
+        if self.cache_ttl <= 0:
+            return
+        with self._lock:
+            now = self.clock()
+            self._cache.pop(key, None)
+            self._cache[key] = now + self.cache_ttl
+            while self._cache and (next(iter(self._cache.values())) <= now or len(self._cache) > self.MAX_CACHED):
+                del self._cache[next(iter(self._cache))]
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer we do not understand, not a place to send passwords to."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def _reason(error: object) -> str:
+    if isinstance(error, TimeoutError) or "timed out" in str(error):
+        return "timed out"
+    return str(error) or type(error).__name__
+
+
+def make_backend(settings):
+    """The backend `auth.backend` names, behind the failed-login throttle unless that is off.
+    CredentialsError when the credentials file cannot be used."""
+    kind = settings["auth.backend"]
+    if kind == "none":
+        return NoAuth()
+    if kind == "file":
+        backend = FileBackend(settings["auth.file"])
+    else:
+        backend = HttpBackend(settings["auth.http.url"], settings["auth.http.timeout"],
+                              settings["auth.http.cache_ttl"])
+    if settings["auth.throttle.max_failures"] <= 0:
+        return backend
+    throttle = FailureThrottle(settings["auth.throttle.max_failures"], settings["auth.throttle.window"],
+                               settings["auth.throttle.block"])
+    return ThrottledBackend(backend, throttle)
 
 
 def add_user(path: str, cid: str, password: str, profile: int | None = None) -> bool:

@@ -146,10 +146,12 @@ def decode(data: bytes) -> tuple[Message, str | None]:
     obj = _load_object(data, "envelope")
     raw_id = obj.get("UniqueId")
     unique_id = readable_unique_id(raw_id)
-    if unique_id is None:
-        if "UniqueId" not in obj:
-            raise EnvelopeError("UniqueId missing")
-        raise EnvelopeError(unique_id_problem(raw_id))  # type: ignore[arg-type]
+    if "UniqueId" not in obj:
+        raise EnvelopeError("UniqueId missing")
+    problem = unique_id_problem(raw_id)
+    if problem:
+        # Not answerable: the answer's topic may carry the id (${id}).
+        raise EnvelopeError(problem)
 
     type_id = obj.get("MessageTypeId")
     if type(type_id) is not int or type_id not in (CALL, CALLRESULT, CALLERROR):

@@ -45,6 +45,8 @@ MAX_DEPTH = 64
 MAX_INT_DIGITS = 4300   # CPython's default int/str limit, enforced whatever the interpreter's is
 
 _ACTION = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+# A UniqueId may become an MQTT topic level (${id}): no level separator, wildcard or control char.
+_TOPIC_UNSAFE = re.compile(r"[/+#\x00-\x1f\x7f]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _EXCERPT = 40
 # The start of a frame whose JSON is broken further on: enough to answer it (SPEC §4).
@@ -197,6 +199,8 @@ def unique_id_problem(value: object) -> str | None:
         return "UniqueId must not be empty"
     if len(value) > MAX_UNIQUE_ID_LENGTH:
         return f"UniqueId longer than {MAX_UNIQUE_ID_LENGTH} characters"
+    if _TOPIC_UNSAFE.search(value):
+        return "UniqueId must not contain '/', '+', '#' or control characters"
     return None
 
 
@@ -214,7 +218,10 @@ def action_problem(value: object) -> str | None:
 
 
 def readable_unique_id(value: object) -> str | None:
-    return value if unique_id_problem(value) is None else None  # type: ignore[return-value]
+    """``value`` when it can be echoed in an answer (a string of 1 to 36 characters), else None."""
+    if type(value) is str and 0 < len(value) <= MAX_UNIQUE_ID_LENGTH:
+        return value
+    return None
 
 
 # --- frames ---------------------------------------------------------------------------------
@@ -247,8 +254,9 @@ def parse(text: str) -> Message:
     if len(frame) != arity:
         raise FrameError(
             f"{_KIND[type_id]} must have {arity} elements, not {len(frame)}", unique_id)
-    if unique_id is None:
-        raise FrameError(unique_id_problem(frame[1]))  # type: ignore[arg-type]
+    problem = unique_id_problem(frame[1])
+    if problem:
+        raise FrameError(problem, unique_id)
 
     if type_id == CALL:
         problem = action_problem(frame[2])

@@ -14,7 +14,7 @@
    Sec-WebSocket-Key is base64 of 16 bytes → else 400. A version other than 13 → 426 with
    `Sec-WebSocket-Version: 13`, as RFC 6455 §4.2.2 asks, so a client can tell what to retry with.
 7. subprotocol: `choose_subprotocol` → 400.
-8. `authorize` (separate: it calls the auth backend) → 401 / 403 / 503.
+8. `authorize` (separate: it calls the auth backend) → 401 / 403 / 429 / 503; see its docstring.
 
 Reasons are one line for the operator and the CP; they never contain a password or an Authorization header.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -50,11 +51,40 @@ _PERCENT_ENCODED = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
 
 
 class AuthBackend(Protocol):
-    """What `authorize` needs from an auth backend (see ocpp_gw.auth)."""
+    """What `authorize` needs from an auth backend (see ocpp_gw.auth).
+
+    `authenticate` may raise AuthUnavailable (→ 503) or Throttled (→ 429). A backend that knows each charge
+    point's OCPP security profile has `profile(username) -> int | None` too, and one with a register of charge
+    points `knows(cid) -> bool`.
+    """
 
     requires_credentials: bool
 
     def authenticate(self, username: str, password: str, *, cid: str = "", peer: str = "") -> bool: ...
+
+
+class AuthUnavailable(Exception):
+    """The backend could not give an answer (down, timed out, answered nonsense); the message says why."""
+
+
+class Throttled(Exception):
+    """Too many failed logins from this peer; try again in `retry_after` seconds."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"retry after {retry_after:g}s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How the charge point reached us: over TLS or not, and whether TLS verified a client certificate that
+    names the cid (checked by ocpp_gw.tls.certificate_refusal before `authorize` is asked)."""
+
+    tls: bool = False
+    client_certificate: bool = False
+
+
+PLAIN = Transport()
 
 
 @dataclass
@@ -213,12 +243,26 @@ def check_cid(raw_segment: str) -> str | Refusal:
     return Refusal(400, problem) if problem else cid
 
 
-def authorize(req: UpgradeRequest, backend: AuthBackend, *, must_match_cid: bool, peer: str = "") -> Refusal | None:
-    """None to let the CP in; else 401 (no, malformed or wrong credentials), 403 (name ≠ cid) or 503.
+def authorize(req: UpgradeRequest, backend: AuthBackend, *, must_match_cid: bool, peer: str = "",
+              transport: Transport = PLAIN) -> Refusal | None:
+    """None to let the CP in; else a Refusal, the first of:
 
-    Credentials are checked before the name, so a 403 is only ever said to someone who knows a password.
-    A backend without `requires_credentials` (auth.backend = none) lets everyone in and ignores names.
+    - a verified client certificate naming the cid (security profile 3) lets the CP in, when the backend has a
+      register (`knows`, the file backend) only if the cid is in it (else 403); the Authorization header is then
+      not looked at;
+    - a backend without `requires_credentials` (auth.backend = none) lets everyone in and ignores names;
+    - 401: no, malformed or wrong credentials (never saying whether the user or the password was wrong);
+      429: too many failed logins from this address; 503: the backend cannot answer;
+    - 403: name ≠ cid. Credentials are checked first, so a 403 is only ever said to someone who knows a password;
+    - 403: the user is registered for security profile 3 (needs a client certificate) or for profile 2 and came
+      over plain ws (no downgrade: the password has crossed the network in clear, so it is refused even though
+      it was right).
     """
+    if transport.client_certificate:
+        knows = getattr(backend, "knows", None)
+        if knows is not None and not knows(req.cid):
+            return Refusal(403, "charge point is not registered")
+        return None
     if not getattr(backend, "requires_credentials", True):
         return None
     if req.username is None:
@@ -227,6 +271,12 @@ def authorize(req: UpgradeRequest, backend: AuthBackend, *, must_match_cid: bool
         return _unauthorized("HTTP Basic credentials required")
     try:
         allowed = backend.authenticate(req.username, req.password or "", cid=req.cid, peer=peer)
+    except Throttled as throttled:
+        return Refusal(429, "too many failed logins; try again later",
+                       {"Retry-After": str(max(1, math.ceil(throttled.retry_after)))})
+    except AuthUnavailable as error:
+        log.warning("auth backend unavailable, cid %r refused: %s", req.cid, error)
+        return Refusal(503, "authentication backend unavailable")
     except Exception:
         log.exception("auth backend failed for cid %r", req.cid)
         return Refusal(503, "authentication backend unavailable")
@@ -234,6 +284,12 @@ def authorize(req: UpgradeRequest, backend: AuthBackend, *, must_match_cid: bool
         return _unauthorized("invalid username or password")
     if must_match_cid and req.username != req.cid:
         return Refusal(403, "username does not match the charge point id")
+    profile_of = getattr(backend, "profile", None)
+    profile = profile_of(req.username) if profile_of is not None else None
+    if profile == 3:
+        return Refusal(403, "security profile 3: a TLS client certificate is required")
+    if profile == 2 and not transport.tls:
+        return Refusal(403, "security profile 2: connect over wss")
     return None
 
 

@@ -151,9 +151,6 @@ class CpWebSocket(simple_websocket.Server):
     def _note_too_big(self) -> None:
         self.frame_too_big = True
 
-    def choose_subprotocol(self, request) -> str | None:
-        return self._chosen_subprotocol
-
     def _handle_events(self) -> bool:
         keep_going = super()._handle_events()
         if not keep_going and self.max_message_size \

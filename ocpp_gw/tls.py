@@ -1,0 +1,83 @@
+"""TLS of the wss listener: the server context (security profiles 2 and 3) and the client certificate check.
+
+The context follows the OCPP 1.6 security whitepaper: TLS 1.2 or newer, for TLS 1.2 only the ECDHE suites with
+AES-GCM (ECDSA or RSA server keys), no TLS compression, no renegotiation. TLS 1.3 keeps OpenSSL's suites, which
+are all AEAD. With ``ocpp.listener.ssl.verify = verify_peer`` a client certificate is asked for and verified
+against ``ocpp.listener.ssl.cacertfile`` during the TLS handshake (chain and validity period); an untrusted or
+expired one fails the handshake. Whether the certificate names the charge point can only be checked once the
+HTTP request (and so the cid) has been read: `certificate_refusal` does that.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+from .handshake import Refusal
+
+TLS12_CIPHERS = ":".join([
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+])
+
+
+def make_ssl_context(settings) -> ssl.SSLContext:
+    """The wss server context; ssl.SSLError or OSError when a file cannot be used."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
+    context.load_cert_chain(settings["ocpp.listener.ssl.certfile"],
+                            settings["ocpp.listener.ssl.keyfile"] or None)
+    if settings["ocpp.listener.ssl.cacertfile"]:
+        context.load_verify_locations(settings["ocpp.listener.ssl.cacertfile"])
+    if settings["ocpp.listener.ssl.verify"] == "verify_peer":
+        context.verify_mode = (ssl.CERT_REQUIRED if settings["ocpp.listener.ssl.fail_if_no_peer_cert"]
+                               else ssl.CERT_OPTIONAL)
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def names(certificate: dict, attribute: str) -> list[str]:
+    """Every value of one subject attribute (``commonName``, ``organizationName``) of a getpeercert() dict."""
+    return [value for rdn in certificate.get("subject", ()) for name, value in rdn if name == attribute]
+
+
+def names_cid(common_name: str, cid: str) -> bool:
+    """True when the CN contains the cid as a whole token: equal to it, or with no letter or digit right before
+    or after it. A plain substring test would let the holder of ``CP0012`` connect as ``CP001`` or ``P``."""
+    start = common_name.find(cid)
+    while start >= 0:
+        end = start + len(cid)
+        before = common_name[start - 1] if start else ""
+        after = common_name[end] if end < len(common_name) else ""
+        if not before.isalnum() and not after.isalnum():
+            return True
+        start = common_name.find(cid, start + 1)
+    return False
+
+
+def certificate_refusal(certificate: dict, cid: str, organization: str | None) -> Refusal | None:
+    """403 when a verified client certificate does not name `cid` in its CN, or lacks the required O."""
+    common_names = names(certificate, "commonName")
+    if not any(names_cid(common_name, cid) for common_name in common_names):
+        return Refusal(403, f"client certificate CN {_shown(common_names)} does not name the charge point id")
+    organizations = names(certificate, "organizationName")
+    if organization and organization not in organizations:
+        return Refusal(403, f"client certificate organization {_shown(organizations)} is not the required one")
+    return None
+
+
+def _shown(values: list[str]) -> str:
+    return ", ".join(repr(value[:64]) for value in values) or "(none)"
+
+
+def handshake_failure(error: ssl.SSLError) -> tuple[bool, str]:
+    """(is it about the client certificate, a one-line reason) for a failed TLS handshake."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return True, f"client certificate refused: {error.verify_message or error.reason}"
+    if error.reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+        return True, "client certificate refused: none presented"
+    return False, f"TLS handshake failed: {error.reason or error}"
