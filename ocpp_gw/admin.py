@@ -22,6 +22,7 @@ The console is three static files (``ocpp_gw/console/``) served at ``/``.
 from __future__ import annotations
 
 import json
+import os
 import logging
 import re
 import sys
@@ -131,6 +132,9 @@ class Credentials:
         except auth.CredentialsError as err:
             raise ApiError(500, str(err)) from None
         return {"backend": "file", "editable": True, "file": self.path,
+                # e.g. the packaged unit: /etc is read-only to the service (ProtectSystem=strict)
+                "writable": os.access(self.path, os.W_OK)
+                and os.access(os.path.dirname(os.path.abspath(self.path)), os.W_OK),
                 "credentials": [{"cid": cid, "profile": entry.profile,
                                  "connected": self.registry.get(cid) is not None}
                                 for cid, entry in sorted(table.items())]}
@@ -162,7 +166,7 @@ class Credentials:
             if password is not None:
                 _writing(auth.add_user, self.path, cid, password, profile)
             else:
-                _writing(_set_profile, self.path, cid, profile)
+                _writing(auth.set_profile, self.path, cid, profile)
             self._reload()
         log.info("credentials of %s changed through the admin API (%s)", cid,
                  ", ".join(what for what, changed in (("password", password is not None),
@@ -207,16 +211,6 @@ def _writing(change, *args):
     except (auth.CredentialsError, OSError) as err:
         log.error("credentials file not changed: %s", err)
         raise ApiError(500, f"the credentials file was not changed: {err}") from None
-
-
-def _set_profile(path: str, cid: str, profile: int) -> None:
-    # TODO(lead): belongs in auth.py as a public set_profile(); it reuses that module's file helpers.
-    lines = auth._read_lines(path, missing_ok=False)  # noqa: SLF001
-    for index, line in enumerate(lines):
-        if auth._line_cid(line) == cid:  # noqa: SLF001
-            stored_hash = line.strip().split(":")[1]
-            lines[index] = f"{cid}:{stored_hash}:{profile}"
-    auth._write_atomically(path, lines)  # noqa: SLF001
 
 
 def _check_cid(cid: str) -> None:

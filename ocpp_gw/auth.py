@@ -335,6 +335,22 @@ def add_user(path: str, cid: str, password: str, profile: int | None = None) -> 
     return bool(indexes)
 
 
+def set_profile(path: str, cid: str, profile: int) -> bool:
+    """Set the security profile of `cid`, keeping its password; False when `cid` has no entry."""
+    if profile not in _PROFILES:
+        raise ValueError("security profile must be one of 1, 2, 3")
+    lines = _read_lines(path, missing_ok=False)
+    found = False
+    for index, line in enumerate(lines):
+        if _line_cid(line) == cid:
+            stored_hash = line.strip().split(":")[1]
+            lines[index] = f"{cid}:{stored_hash}:{profile}"
+            found = True
+    if found:
+        _write_atomically(path, lines)
+    return found
+
+
 def remove_user(path: str, cid: str) -> bool:
     """Remove every line for `cid`; False when there was none (the file is then left untouched)."""
     lines = _read_lines(path, missing_ok=False)

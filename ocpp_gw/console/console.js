@@ -312,9 +312,11 @@
     state.credentials = data;
     const form = $("credential-form");
     form.hidden = !data.editable;
-    $("credentials-source").textContent = data.editable
-      ? `Charge points allowed in, from ${data.file} (auth.backend = file). Passwords are stored hashed and never shown again.`
-      : `auth.backend = ${data.backend}: there is no credentials file to manage here.`;
+    $("credentials-source").textContent = !data.editable
+      ? `auth.backend = ${data.backend}: there is no credentials file to manage here.`
+      : data.writable
+        ? `Charge points allowed in, from ${data.file} (auth.backend = file). Passwords are stored hashed and never shown again.`
+        : `Charge points allowed in, from ${data.file}. The gateway may not write that file (the packaged service sees /etc read-only): change credentials with "sudo ocpp-gw passwd" and "systemctl reload ocpp-gw".`;
     fill($("credentials").tBodies[0], data.credentials.map((c) => el("tr", { "data-cid": c.cid },
       el("td", {}, c.cid),
       el("td", {}, profileSelect(c)),

@@ -554,3 +554,14 @@ def test_passwd_round_trip_add_list_remove(tmp_path: Path, monkeypatch, capsys) 
     assert passwd_main(["list", "--file", path]) == 0
     assert capsys.readouterr().out == "CP-A\n"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+def test_set_profile_keeps_the_password_and_changes_only_the_profile(tmp_path):
+    from ocpp_gw.auth import FileBackend, add_user, set_profile
+    path = str(tmp_path / "passwd")
+    add_user(path, "CP1", "first-password")
+    assert set_profile(path, "CP1", 3)
+    backend = FileBackend(path)
+    assert backend.profile("CP1") == 3
+    assert backend.authenticate("CP1", "first-password")
+    assert not set_profile(path, "CP2", 2)
