@@ -88,12 +88,17 @@ def hash_password(password: str) -> str:
     )
 
 
+# A connection storm runs thousands of KDFs at once; more at a time than cores only adds memory churn.
+_KDF_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+
 def verify(stored_hash: str, password: str) -> bool:
     """True when `password` matches `stored_hash`; False for a wrong password or a hash we cannot read."""
     parsed = _parse_hash(stored_hash)
     if parsed is None:
         return False
-    candidate = _scrypt(password, parsed.salt, parsed.n, parsed.r, parsed.p, len(parsed.digest))
+    with _KDF_SLOTS:
+        candidate = _scrypt(password, parsed.salt, parsed.n, parsed.r, parsed.p, len(parsed.digest))
     return hmac.compare_digest(candidate, parsed.digest)
 
 
@@ -153,6 +158,10 @@ class FileBackend:
         self._table: dict[str, Credential] = {}
         # Unknown users are checked against this, so they cost one KDF run like known ones.
         self._decoy_hash = hash_password(generate_password())
+        # cid -> (stored hash, keyed digest of the password that matched it): a charger that
+        # reconnects with the password it used before skips the KDF. The key never leaves memory.
+        self._verified: dict[str, tuple[str, bytes]] = {}
+        self._verified_key = secrets.token_bytes(32)
         self.reload()
 
     def reload(self) -> None:
@@ -167,7 +176,16 @@ class FileBackend:
         if entry is None:
             verify(self._decoy_hash, password)
             return False
-        return verify(entry.password_hash, password)
+        digest = hmac.new(self._verified_key, password.encode("utf-8", "surrogateescape"),
+                          "sha256").digest()
+        known = self._verified.get(username)
+        if known is not None and known[0] == entry.password_hash \
+                and hmac.compare_digest(known[1], digest):
+            return True
+        if not verify(entry.password_hash, password):
+            return False
+        self._verified[username] = (entry.password_hash, digest)
+        return True
 
     def profile(self, cid: str) -> int | None:
         entry = self._table.get(cid)

@@ -565,3 +565,29 @@ def test_set_profile_keeps_the_password_and_changes_only_the_profile(tmp_path):
     assert backend.profile("CP1") == 3
     assert backend.authenticate("CP1", "first-password")
     assert not set_profile(path, "CP2", 2)
+
+
+def test_a_reconnect_with_the_same_password_skips_the_kdf(tmp_path, monkeypatch):
+    from ocpp_gw import auth
+    path = str(tmp_path / "passwd")
+    auth.add_user(path, "CP1", "right-password")
+    backend = auth.FileBackend(path)
+    runs = []
+    real = auth.verify
+    monkeypatch.setattr(auth, "verify", lambda h, p: runs.append(p) or real(h, p))
+    assert backend.authenticate("CP1", "right-password")
+    assert backend.authenticate("CP1", "right-password")
+    assert not backend.authenticate("CP1", "wrong-password")
+    assert runs == ["right-password", "wrong-password"]
+
+
+def test_a_changed_password_in_the_file_invalidates_what_was_remembered(tmp_path):
+    from ocpp_gw import auth
+    path = str(tmp_path / "passwd")
+    auth.add_user(path, "CP1", "old-password")
+    backend = auth.FileBackend(path)
+    assert backend.authenticate("CP1", "old-password")
+    auth.add_user(path, "CP1", "new-password")
+    backend.reload()
+    assert not backend.authenticate("CP1", "old-password")
+    assert backend.authenticate("CP1", "new-password")
