@@ -446,7 +446,9 @@ class Pipe:
             self._close(CLOSE_GOING_AWAY, "idle timeout")
             return
         if self._keepalive_at is not None and now >= self._keepalive_at:
-            allowed = self.heartbeat_interval * self.config.heartbeat_backoff
+            # Half an interval of tolerance: a CP that heartbeats exactly on time is otherwise a
+            # network delay away from "silent for longer than the interval" at every check.
+            allowed = self.heartbeat_interval * (self.config.heartbeat_backoff + 0.5)
             if now - self.last_rx > allowed:
                 self._warn(f"nothing received for {now - self.last_rx:.1f}s "
                            f"(allowed {allowed:g}s)", None)
