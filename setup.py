@@ -44,6 +44,8 @@ setup(
             "hypothesis>=6.90",
             "selenium==4.36.0",  # drives Debian's chromium through chromium-driver (tests/browser)
         ],
+        # make bench only: the plot in docs/performance.md and --profile
+        "bench": ["matplotlib>=3.7", "py-spy>=0.3"],
     },
     entry_points={"console_scripts": ["ocpp-gw = ocpp_gw.cli:main"]},
     data_files=[

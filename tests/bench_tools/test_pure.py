@@ -1,0 +1,125 @@
+"""The bench's pure parts: summaries, frames and answers, splitting, credentials, profiles, the table."""
+
+import base64
+import json
+
+import pytest
+
+from bench import credentials, hotspots, report
+from bench.generators import shares
+from bench.numbers import latency_summary, percentile, ratio
+from bench.ocppj import answer_payload, call_frame, envelope_answer, utc_iso
+
+
+@pytest.mark.parametrize("values, q, expected", [
+    ([], 50, None),
+    ([7.0], 99, 7.0),
+    ([1, 2, 3, 4], 50, 2),
+    ([4, 3, 2, 1], 50, 2),
+    (list(range(1, 101)), 99, 99),
+    (list(range(1, 101)), 100, 100),
+    (list(range(1, 101)), 0, 1),
+])
+def test_percentile_is_nearest_rank(values, q, expected):
+    assert percentile(values, q) == expected
+
+
+def test_latency_summary_of_nothing_has_no_figures():
+    assert latency_summary([]) == {"count": 0, "p50": None, "p99": None, "max": None}
+
+
+@pytest.mark.parametrize("gateway, baseline, expected", [
+    (3.0, 2.0, 1.5), (None, 2.0, None), (3.0, None, None), (3.0, 0, None), (0, 2.0, 0.0),
+])
+def test_ratio_is_gateway_over_baseline_when_both_exist(gateway, baseline, expected):
+    assert ratio(gateway, baseline) == expected
+
+
+def test_call_frame_is_compact_ocpp_j():
+    assert call_frame("7", "Heartbeat", {}) == '[2,"7","Heartbeat",{}]'
+
+
+def test_boot_notification_answer_gives_the_interval():
+    assert answer_payload("BootNotification", "T", 30) == {"status": "Accepted", "currentTime": "T", "interval": 30}
+
+
+def test_heartbeat_answer_gives_the_time_and_other_actions_get_an_empty_payload():
+    assert answer_payload("Heartbeat", "T", 30) == {"currentTime": "T"}
+    assert answer_payload("StatusNotification", "T", 30) == {}
+
+
+def test_envelope_answer_replies_to_calls_only():
+    call = {"MessageTypeId": 2, "UniqueId": "u1", "Action": "Heartbeat", "Payload": {}}
+    assert envelope_answer(call, "T", 30) == {"MessageTypeId": 3, "UniqueId": "u1", "Payload": {"currentTime": "T"}}
+    assert envelope_answer({"MessageTypeId": 3, "UniqueId": "u1", "Payload": {}}, "T", 30) is None
+
+
+def test_utc_iso_is_whole_seconds_with_z():
+    assert utc_iso(0) == "1970-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("total, parts, expected", [
+    (10, 2, [5, 5]), (11, 2, [6, 5]), (3, 4, [1, 1, 1, 0]), (0, 2, [0, 0]), (10000, 4, [2500] * 4),
+])
+def test_shares_split_near_equally_larger_first(total, parts, expected):
+    assert shares(total, parts) == expected
+    assert sum(shares(total, parts)) == total
+
+
+def test_passwords_are_per_cp_and_repeatable():
+    seed = b"s" * 32
+    assert credentials.password(seed, "BENCH00001") == credentials.password(seed, "BENCH00001")
+    assert credentials.password(seed, "BENCH00001") != credentials.password(seed, "BENCH00002")
+    assert credentials.password(b"t" * 32, "BENCH00001") != credentials.password(seed, "BENCH00001")
+
+
+def test_basic_authorization_carries_cid_and_password():
+    seed = b"s" * 32
+    header = credentials.basic_authorization(seed, "BENCH00042")
+    scheme, token = header.split(" ")
+    assert scheme == "Basic"
+    assert base64.b64decode(token).decode() == f"BENCH00042:{credentials.password(seed, 'BENCH00042')}"
+
+
+def test_cids_are_valid_for_the_gateway():
+    from ocpp_gw.handshake import cid_problem
+    assert credentials.cid(7) == "BENCH00007"
+    assert cid_problem(credentials.cid(9999)) is None
+
+
+def test_hot_spots_count_self_and_inclusive_samples():
+    stacks = hotspots.read_stacks(["a;b;c 3\n", "a;b 2\n", "a;d 5\n", "garbage\n", "\n"])
+    total, own, inclusive = hotspots.hot_spots(stacks, top=2)
+    assert total == 10
+    assert own == [("d", 5), ("c", 3)]
+    assert inclusive == [("a", 10), ("b", 5)] or inclusive == [("a", 10), ("d", 5)]
+
+
+def test_table_has_a_row_per_measure_with_the_ratio():
+    results = {"latency": {"gateway": {"p50": 0.002, "p99": 0.004}, "baseline": {"p50": 0.001, "p99": 0.002}}}
+    table = report.markdown_table(results)
+    assert "| latency | 1 CP, Heartbeat round trip p50 (ms) | 2 | 1 | 2× | ≤ 1.5× |" in table
+    assert table.count("\n") == 3
+
+
+def test_table_shows_a_dash_for_a_side_not_measured():
+    results = {"latency": {"baseline": {"p50": 0.001, "p99": 0.002}}}
+    assert "| latency | 1 CP, Heartbeat round trip p50 (ms) | – | 1 | – | ≤ 1.5× |" in report.markdown_table(results)
+
+
+def test_update_doc_replaces_only_its_own_section(tmp_path):
+    doc = tmp_path / "performance.md"
+    doc.write_text("# P\n\nprose\n<!-- bench:a:start -->\nold\n<!-- bench:a:end -->\nmore prose\n")
+    report.update_doc(doc, "a", "new")
+    report.update_doc(doc, "b", "other")
+    text = doc.read_text()
+    assert "old" not in text and "new" in text and "prose\n" in text and "more prose" in text
+    assert text.rstrip().endswith("<!-- bench:b:start -->\nother\n<!-- bench:b:end -->")
+
+
+def test_results_survive_a_json_round_trip_into_the_table():
+    results = {"storm": {"gateway": {1000: {"last": 2.0, "failures": {}}},
+                         "baseline": {1000: {"last": 1.0, "failures": {"timeout": 1}}}}}
+    table = report.markdown_table(json.loads(json.dumps(results)))
+    assert "| storm | 1,000 CPs: time until all booted (s) | 2 | 1 | 2× |  |" in table
+    assert "| storm | 1,000 CPs: not booted | 0 | 1 | – |  |" in table
