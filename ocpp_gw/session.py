@@ -8,6 +8,7 @@ CSMS calls still held, publishes the disconnect event and releases the socket, a
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 import time
@@ -57,6 +58,11 @@ class Session:
         self._raw_request = raw_request
         self._rx_lock = threading.Lock()
         self._reader_done = False
+        # The pipe is stepped under this lock, by the connection thread or - for CP frames - by
+        # the reader thread that received them, which saves waking the connection thread.
+        self._step_lock = threading.Lock()
+        self._handling = False
+        self._waiting_until = math.inf  # the deadline the connection thread sleeps towards
 
     # -- the three phases --------------------------------------------------------------------
 
@@ -106,12 +112,35 @@ class Session:
         pipe = self.pipe
         clock = pipe.clock
         while True:
-            deadline = pipe.step()
-            self._flush()
-            if pipe.closed is not None:
-                return
+            with self._step_lock:
+                deadline = pipe.step()
+                self._flush()
+                if pipe.closed is not None:
+                    self._handling = False
+                    return
+                self._handling = True
+                self._waiting_until = math.inf if deadline is None else deadline
             timeout = None if deadline is None else max(0.0, deadline - clock())
             pipe.doorbell.wait(timeout)
+
+    def _step_on_reader(self) -> None:
+        """The reader thread runs the step for the frames it just received, if it may."""
+        pipe = self.pipe
+        if not self._step_lock.acquire(blocking=False):
+            pipe.doorbell.set()  # the connection thread is stepping: it will loop once more
+            return
+        try:
+            if not self._handling:
+                wake = True
+            else:
+                deadline = pipe.step()
+                self._flush()
+                wake = pipe.closed is not None or (
+                    deadline is not None and deadline < self._waiting_until)
+        finally:
+            self._step_lock.release()
+        if wake:
+            pipe.doorbell.set()
 
     def _finish(self, registered: bool) -> None:
         pipe = self.pipe
@@ -194,6 +223,7 @@ class Session:
         if ws is None:
             return
         rx = self.pipe.ChargeStationRx
+        received = False
         with self._rx_lock:
             while not self._reader_done:
                 try:
@@ -207,12 +237,15 @@ class Session:
                                             f" (code {int(ws.close_reason)})"))
                     return
                 if data is None:
-                    return
+                    break
                 if isinstance(data, str) and _utf8_length_over(data, ws.max_message_size):
                     # simple-websocket counts characters; the limit is in bytes.
                     rx.put(Close(CLOSE_TOO_BIG, self._too_big_reason()))
                     return
-                rx.put(data)
+                rx.put_quietly(data)
+                received = True
+        if received:
+            self._step_on_reader()
 
     def _too_big_reason(self) -> str:
         return f"frame larger than {self.ws.max_message_size} bytes"
