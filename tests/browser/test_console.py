@@ -9,6 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -139,6 +140,14 @@ def test_kick_can_be_cancelled(page, console_gateway):
     assert not any("kicked" in line for line in console_gateway.logs)
 
 
+def click_in_row(page, table, cid, selector) -> bool:
+    try:
+        row(page, table, cid).find_element(By.CSS_SELECTOR, selector).click()
+        return True
+    except (StaleElementReferenceException, AttributeError):
+        return False
+
+
 def test_a_credential_added_on_the_page_lets_a_new_charger_connect(page, console_gateway, passwd_copy,
                                                                    screenshot):
     open_console(page, console_gateway, "#/credentials")
@@ -165,7 +174,8 @@ def test_a_credential_added_on_the_page_lets_a_new_charger_connect(page, console
     Select(row(page, "credentials", "DEPOT-NEW-7").find_element(By.CSS_SELECTOR, "select")).select_by_value("2")
     wait(page, lambda: "security profile 2" in text_of(page, "#credential-message"))
     assert auth.load_credentials(str(passwd_copy))["DEPOT-NEW-7"].profile == 2
-    row(page, "credentials", "DEPOT-NEW-7").find_element(By.CSS_SELECTOR, "button[data-remove]").click()
+    # The table is re-rendered after the profile change: click in whichever row is current.
+    wait(page, lambda: click_in_row(page, "credentials", "DEPOT-NEW-7", "button[data-remove]"))
     wait(page, lambda: css(page, "#confirm[open]"))
     page.find_element(By.ID, "confirm-ok").click()
     wait(page, lambda: row(page, "credentials", "DEPOT-NEW-7") is None)
