@@ -90,7 +90,7 @@ run: deps-run $(INSTALLED)
 		echo "note: a broker already listens on 127.0.0.1:$(MQTT_PORT); using it (make run MQTT_PORT=... for our own)"
 	else
 		printf '%s\n' "listener $(MQTT_PORT) 127.0.0.1" "allow_anonymous true" "set_tcp_nodelay true" \
-			"persistence false" "log_dest stderr" > $(RUN_DIR)/mosquitto.conf
+			"persistence false" "max_queued_messages 100000" "log_dest stderr" > $(RUN_DIR)/mosquitto.conf
 		$$(command -v mosquitto || echo /usr/sbin/mosquitto) -c $(RUN_DIR)/mosquitto.conf 2>$(RUN_DIR)/mosquitto.log &
 		broker_pid=$$!
 		for _ in $$(seq 100); do mqtt_listening && break; kill -0 $$broker_pid 2>/dev/null || break; sleep 0.05; done

@@ -78,7 +78,9 @@ class Bridge:
                            keyfile=s["mqtt.ssl.keyfile"])
         client.max_queued_messages_set(s["mqtt.max_queued_messages"])
         client.max_inflight_messages_set(100)
-        client.reconnect_delay_set(1, 30)
+        # Short cap: after an outage the broker's per-client queue for us fills fast (Mosquitto
+        # drops beyond max_queued_messages), so come back soon.
+        client.reconnect_delay_set(1, 5)
         client.will_set(self.status_topic, "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from simple_websocket import ConnectionClosed
+from wsproto.utilities import LocalProtocolError
 
 from . import frames
 from .history import TO_CP
@@ -204,7 +205,7 @@ class Session:
         self.pipe.history.record(TO_CP, message, None, len(text))
         try:
             self.ws.send_text(text)
-        except (ConnectionClosed, OSError) as err:
+        except (ConnectionClosed, OSError, LocalProtocolError) as err:
             log.warning("[%s] send of %s failed: %s", self.cid, message.unique_id, err,
                         extra={"cid": self.cid, "unique_id": message.unique_id})
             self.runtime.stats.incr("dropped.cp_send_failed")

@@ -127,7 +127,9 @@ class CpWebSocket(simple_websocket.Server):
         super().__init__(
             {"werkzeug.socket": sock},  # the key simple-websocket looks the socket up by
             max_message_size=max_message_size,
-            receive_bytes=65536,
+            # 64 KiB reads, shrunk after each recv, fragmented glibc's arenas: RSS crept
+            # ~270 bytes per message in a 10-minute soak (docs/reliability.md).
+            receive_bytes=4096,
             thread_class=functools.partial(threading.Thread, name=thread_name, daemon=True),
             event_class=functools.partial(_Doorbell, on_event),
         )
