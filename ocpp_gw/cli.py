@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load(path)
         if args.check_config:
-            from .service import make_auth, make_checker
+            from .service import make_checker
             make_checker(settings)
             print(f"{path}: OK")
             return 0

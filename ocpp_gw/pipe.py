@@ -220,13 +220,10 @@ class Pipe:
     @staticmethod
     def _drain(channel: queue.Queue, handle) -> bool:
         handled = False
-        while True:
-            try:
-                item = channel.get_nowait()
-            except queue.Empty:
-                return handled
+        for item in drain(channel):
             handle(item)
             handled = True
+        return handled
 
     # -- from the charge point ---------------------------------------------------------------
 
