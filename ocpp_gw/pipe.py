@@ -304,8 +304,7 @@ class Pipe:
         if isinstance(reply, CallResult) and self.config.check_upstream:
             violation = self._check_response(action, reply)
             if violation is not None:
-                reply = gateway_error(reply.unique_id, "schema", violation.description, action,
-                                      code=violation.code, payload=reply.payload)
+                reply = _schema_error(reply, violation, action)
         self.stats.incr("upstream.replies")
         self._to_csms(reply, action)
 
@@ -329,9 +328,7 @@ class Pipe:
         if self.config.check_dnstream:
             violation = self._check_request(call)
             if violation is not None:
-                self._to_csms(gateway_error(call.unique_id, "schema", violation.description,
-                                            call.action, code=violation.code, payload=call.payload),
-                              call.action)
+                self._to_csms(_schema_error(call, violation, call.action), call.action)
                 return
         if self._knows_csms_call(call.unique_id):
             # e.g. handed over by another gateway instance that had received it too
@@ -357,10 +354,7 @@ class Pipe:
         if isinstance(reply, CallResult) and self.config.check_dnstream:
             violation = self._check_response(current.action, reply)
             if violation is not None:
-                self._to_csms(gateway_error(reply.unique_id, "schema", violation.description,
-                                            current.action, code=violation.code,
-                                            payload=reply.payload),
-                              current.action)
+                self._to_csms(_schema_error(reply, violation, current.action), current.action)
                 return
         if current.expired:
             log.info("[%s] late reply %s to %s forwarded", self.cid, reply.unique_id, current.action,
@@ -534,6 +528,12 @@ class Pipe:
     def _warn(self, text: str, unique_id: str | None, action: str | None = None) -> None:
         ident = f" {unique_id}" if unique_id else ""
         log.warning("[%s]%s %s", self.cid, ident, text, extra=self._fields(unique_id, action))
+
+
+def _schema_error(message: Call | CallResult, violation, action: str) -> CallError:
+    """The gateway error that stands in for a message failing its schema (SPEC §6, §7)."""
+    return gateway_error(message.unique_id, "schema", violation.description, action,
+                         code=violation.code, payload=message.payload)
 
 
 def drain(channel: queue.Queue) -> Iterable:
