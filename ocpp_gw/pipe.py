@@ -104,7 +104,7 @@ class PipeConfig:
 class Channel(queue.Queue):
     """A queue that rings its pipe's doorbell on every put."""
 
-    def __init__(self, doorbell: threading.Event, maxsize: int = 0):
+    def __init__(self, doorbell, maxsize: int = 0):
         super().__init__(maxsize)
         self._doorbell = doorbell
 
@@ -144,13 +144,14 @@ class Pipe:
     """One charge point's state machine (SPEC §5)."""
 
     def __init__(self, cid: str, config: PipeConfig = PipeConfig(), *,
-                 clock: Callable[[], float] = time.monotonic, stats=None, checker=None):
+                 clock: Callable[[], float] = time.monotonic, stats=None, checker=None, doorbell=None):
         self.cid = cid
         self.config = config
         self.clock = clock
         self.stats = stats or _NullStats()
         self.checker = checker
-        self.doorbell = threading.Event()
+        # Anything with set() and clear(): a threading.Event, or the connection's pollable Doorbell.
+        self.doorbell = doorbell if doorbell is not None else threading.Event()
         self.ChargeStationRx = Channel(self.doorbell)
         self.ChargeStationTx: queue.Queue = queue.Queue()
         # Sized so the paho thread can always put replies; calls are bounded by the pending queue.

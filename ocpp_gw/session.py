@@ -3,12 +3,17 @@
 ``setup`` opens the WebSocket and claims the cid (taking over an older connection), ``handle``
 runs the pipe on this thread and forwards what it emits, ``finish`` answers or hands over the
 CSMS calls still held, publishes the disconnect event and releases the socket, always.
+
+One thread does all of it: it sleeps in ``poll()`` on the CP's socket and the pipe's doorbell (an
+eventfd the paho thread rings for CSMS messages), wakes once per event, reads what arrived, steps
+the pipe and sends what the pipe emitted, then sleeps until the next event or deadline.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import select
 import socket
 import threading
 import time
@@ -18,6 +23,7 @@ from simple_websocket import ConnectionClosed
 from wsproto.utilities import LocalProtocolError
 
 from . import frames
+from .doorbell import Doorbell
 from .history import TO_CP
 from .pipe import Adopted, Close, Disconnected, Pipe, drain
 from .websocket import CpWebSocket, LockedSocket
@@ -50,20 +56,18 @@ class Session:
         self.cid = peer.cid
         self.peer = peer
         self.connected_at = time.time()
-        self.pipe = Pipe(peer.cid, runtime.pipe_config, stats=runtime.stats, checker=runtime.checker)
+        self._doorbell = Doorbell()
+        self.pipe = Pipe(peer.cid, runtime.pipe_config, stats=runtime.stats, checker=runtime.checker,
+                         doorbell=self._doorbell)
         self.finished = threading.Event()
         self.successor: Session | None = None
         self.moved_to: str | None = None  # another gateway instance that took this CP over
         self.ws: CpWebSocket | None = None
-        self._sock = LockedSocket(sock, self._stamp_receive)
+        # A CP that stops reading must not hold its thread in a send for longer than a call may take.
+        self._sock = LockedSocket(sock, self._stamp_receive,
+                                  send_timeout=max(1.0, runtime.settings["ocpp.awaiting_timeout"]))
         self._raw_request = raw_request
-        self._rx_lock = threading.Lock()
-        self._reader_done = False
-        # The pipe is stepped under this lock, by the connection thread or - for CP frames - by
-        # the reader thread that received them, which saves waking the connection thread.
-        self._step_lock = threading.Lock()
-        self._handling = False
-        self._waiting_until = math.inf  # the deadline the connection thread sleeps towards
+        self._reader_done = False  # the CP's side of the stream is over, and the pipe has been told
 
     # -- the three phases --------------------------------------------------------------------
 
@@ -73,9 +77,8 @@ class Session:
         try:
             self.ws = CpWebSocket(
                 self._sock, self._raw_request, self.peer.subprotocol,
-                max_message_size=self.runtime.settings["ocpp.max_frame_size"],
-                on_event=self._pull_frames, thread_name=f"ocpp-rx-{self.cid}")
-            self._pull_frames()
+                max_message_size=self.runtime.settings["ocpp.max_frame_size"])
+            self._take_frames()  # any that came right behind the handshake
             self._claim_cid()
             registered = True
             self._handle()
@@ -112,36 +115,31 @@ class Session:
     def _handle(self) -> None:
         pipe = self.pipe
         clock = pipe.clock
+        sock_fd = self._sock.fileno()
+        poller = select.poll()
+        poller.register(self._doorbell, select.POLLIN)
+        if not self._reader_done:
+            poller.register(sock_fd, select.POLLIN)
         while True:
-            with self._step_lock:
-                deadline = pipe.step()
-                self._flush()
-                if pipe.closed is not None:
-                    self._handling = False
-                    return
-                self._handling = True
-                self._waiting_until = math.inf if deadline is None else deadline
-            timeout = None if deadline is None else max(0.0, deadline - clock())
-            pipe.doorbell.wait(timeout)
+            deadline = pipe.step()
+            self._flush()
+            if pipe.closed is not None:
+                return
+            # Rounded up: waking a fraction of a millisecond early would only poll again.
+            timeout = None if deadline is None else max(0, math.ceil((deadline - clock()) * 1000.0))
+            for fd, events in poller.poll(timeout):
+                if fd == sock_fd:
+                    self._receive(events)
+                    if self._reader_done:
+                        poller.unregister(sock_fd)
 
-    def _step_on_reader(self) -> None:
-        """The reader thread runs the step for the frames it just received, if it may."""
-        pipe = self.pipe
-        if not self._step_lock.acquire(blocking=False):
-            pipe.doorbell.set()  # the connection thread is stepping: it will loop once more
-            return
-        try:
-            if not self._handling:
-                wake = True
-            else:
-                deadline = pipe.step()
-                self._flush()
-                wake = pipe.closed is not None or (
-                    deadline is not None and deadline < self._waiting_until)
-        finally:
-            self._step_lock.release()
-        if wake:
-            pipe.doorbell.set()
+    def _receive(self, events: int) -> None:
+        ws = self.ws
+        ws.receive_available()
+        if not ws.ended and events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+            ws.ended = True  # readable for an error that recv() did not report
+            ws.connected = False
+        self._take_frames()
 
     def _finish(self, registered: bool) -> None:
         pipe = self.pipe
@@ -218,35 +216,27 @@ class Session:
             if not publish(self.cid, item, history):
                 self.pipe.upstream_refused(item)
 
-    def _pull_frames(self) -> None:
-        """Runs on the reader thread: move received frames onto ChargeStationRx."""
+    def _take_frames(self) -> None:
+        """Move the messages the WebSocket has received onto ChargeStationRx, then the end of the stream."""
         ws = self.ws
-        if ws is None:
+        if self._reader_done:
             return
         rx = self.pipe.ChargeStationRx
-        received = False
-        with self._rx_lock:
-            while not self._reader_done:
-                try:
-                    data = ws.receive(timeout=0)
-                except ConnectionClosed:
-                    self._reader_done = True
-                    if ws.frame_too_big:
-                        rx.put(Disconnected(CLOSE_TOO_BIG, self._too_big_reason()))
-                    else:
-                        rx.put(Disconnected(ws.close_reason, "closed by charge point"
+        limit = ws.max_message_size
+        for data in ws.take_messages():
+            if isinstance(data, str) and _utf8_length_over(data, limit):
+                # simple-websocket counts characters; the limit is in bytes.
+                self._reader_done = True
+                rx.put_quietly(Close(CLOSE_TOO_BIG, self._too_big_reason()))
+                return
+            rx.put_quietly(data)
+        if ws.ended:
+            self._reader_done = True
+            if ws.frame_too_big:
+                rx.put_quietly(Disconnected(CLOSE_TOO_BIG, self._too_big_reason()))
+            else:
+                rx.put_quietly(Disconnected(ws.close_reason, "closed by charge point"
                                             f" (code {int(ws.close_reason)})"))
-                    return
-                if data is None:
-                    break
-                if isinstance(data, str) and _utf8_length_over(data, ws.max_message_size):
-                    # simple-websocket counts characters; the limit is in bytes.
-                    rx.put(Close(CLOSE_TOO_BIG, self._too_big_reason()))
-                    return
-                rx.put_quietly(data)
-                received = True
-        if received:
-            self._step_on_reader()
 
     def _too_big_reason(self) -> str:
         return f"frame larger than {self.ws.max_message_size} bytes"
@@ -256,15 +246,27 @@ class Session:
 
     def _close_socket(self, closed: Close | None) -> None:
         ws = self.ws
-        if ws is not None:
-            ws.close_with(closed.code if closed else CLOSE_GOING_AWAY,
-                          closed.reason if closed else "going away")
-            # Give the CP a moment to answer the close handshake, then cut the line.
-            ws.thread.join(self.runtime.settings["ocpp.close_timeout"])
-        self._sock.shutdown()
-        self._sock.close()
-        if ws is not None:
-            ws.thread.join(1.0)
+        try:
+            if ws is not None:
+                ws.close_with(closed.code if closed else CLOSE_GOING_AWAY,
+                              closed.reason if closed else "going away")
+                self._await_close_reply(self.runtime.settings["ocpp.close_timeout"])
+            self._sock.shutdown()
+            self._sock.close()
+        finally:
+            self._doorbell.close()
+
+    def _await_close_reply(self, timeout: float) -> None:
+        """Give the CP a moment to answer the close handshake, then the caller cuts the line."""
+        ws = self.ws
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN)
+        while not ws.ended:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not poller.poll(remaining * 1000.0):
+                return
+            ws.receive_available()
 
     # -- for the admin API -------------------------------------------------------------------
 

@@ -1,10 +1,14 @@
-"""simple-websocket, fed with a handshake we already read and checked ourselves.
+"""simple-websocket, fed with a handshake we already read and checked, and driven by our own thread.
 
 simple-websocket's server expects a WSGI server to have read the HTTP request; we read it in
-:mod:`ocpp_gw.listener`, so :class:`CpWebSocket` replays those exact bytes into wsproto. Its reader
-thread moves frames into the pipe's ``ChargeStationRx`` and nothing else. simple-websocket does not
-serialize writes, and its reader thread writes too (pongs, close replies): every write to the socket
-goes through :class:`LockedSocket`, which also records when bytes last arrived (for keepalive).
+:mod:`ocpp_gw.listener`, so :class:`CpWebSocket` replays those exact bytes into wsproto. It does not
+start simple-websocket's reader thread: the connection's one thread waits in ``poll()`` on the socket
+and the pipe's doorbell together and calls :meth:`CpWebSocket.receive_available` when the socket is
+readable. That keeps one thread per charge point and one wake-up per message (issue 7).
+
+The socket is non-blocking underneath (:class:`LockedSocket`): a read returns what has arrived, so a
+TLS record that arrives in pieces cannot stall the thread past a deadline, and a write waits in
+``poll()`` until it is complete or ``send_timeout`` has passed.
 
 permessage-deflate is accepted when a CP offers it, through :class:`BoundedPerMessageDeflate`:
 wsproto's own extension inflates whatever a frame holds in one go, so a few kilobytes could become
@@ -13,9 +17,11 @@ gigabytes before simple-websocket's size check ever sees them.
 
 from __future__ import annotations
 
-import functools
+import select
 import socket
+import ssl
 import threading
+import time
 import zlib
 from typing import Callable
 
@@ -23,27 +29,61 @@ import simple_websocket
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, ParseFailed
+from wsproto.utilities import LocalProtocolError
 
 CLOSE_TOO_BIG = 1009
 
+_NOTHING_YET = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
 
 class LockedSocket:
-    """A socket whose writes are serialized and complete, and whose reads are time-stamped."""
+    """A non-blocking socket with complete, serialized writes and time-stamped reads."""
 
-    def __init__(self, sock: socket.socket, on_receive: Callable[[], None]):
+    def __init__(self, sock: socket.socket, on_receive: Callable[[], None], *, send_timeout: float):
+        sock.setblocking(False)
         self._sock = sock
         self._on_receive = on_receive
+        self._send_timeout = send_timeout
+        self._tls = isinstance(sock, ssl.SSLSocket)
         self.write_lock = threading.RLock()
 
     def send(self, data: bytes) -> int:
+        """Write all of `data`, waiting while the CP's window is full; TimeoutError after send_timeout."""
         with self.write_lock:
-            self._sock.sendall(data)
+            view = memoryview(data)
+            deadline = None
+            while view:
+                try:
+                    sent = self._sock.send(view)
+                except _NOTHING_YET as err:
+                    if deadline is None:
+                        deadline = time.monotonic() + self._send_timeout
+                    self._wait_until(deadline, select.POLLIN if isinstance(err, ssl.SSLWantReadError)
+                                     else select.POLLOUT)
+                    continue
+                view = view[sent:]
         return len(data)
 
-    def recv(self, n: int) -> bytes:
-        data = self._sock.recv(n)
+    def _wait_until(self, deadline: float, events: int) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"send not complete after {self._send_timeout:g}s")
+        poller = select.poll()
+        poller.register(self._sock, events)
+        poller.poll(remaining * 1000.0)
+
+    def recv(self, n: int) -> bytes | None:
+        """What has arrived, up to `n` bytes; b"" at the end of the stream, None if nothing has yet."""
+        try:
+            data = self._sock.recv(n)
+        except _NOTHING_YET:
+            return None
         self._on_receive()
         return data
+
+    def pending(self) -> bool:
+        """Whether TLS holds decrypted bytes that poll() cannot see."""
+        return self._tls and self._sock.pending() > 0
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -58,16 +98,23 @@ class LockedSocket:
         self._sock.close()
 
 
-class _Doorbell(threading.Event):
-    """simple-websocket's wake-up event, which also tells us a frame or a close arrived."""
+class _OwnThread:
+    """Stands in for simple-websocket's reader thread, which we do not start: the owner reads."""
 
-    def __init__(self, on_set: Callable[[], None]):
-        super().__init__()
-        self._on_set = on_set
+    name = "not started"
+
+    def __init__(self, target=None):
+        pass
+
+    def start(self) -> None:
+        pass
+
+
+class _NoEvent:
+    """simple-websocket's wake-up event; nobody waits on it (the owner polls the socket)."""
 
     def set(self) -> None:
-        super().set()
-        self._on_set()
+        pass
 
 
 class BoundedPerMessageDeflate(PerMessageDeflate):
@@ -120,18 +167,19 @@ class CpWebSocket(simple_websocket.Server):
     """The WebSocket of one charge point, after our own handshake checks."""
 
     def __init__(self, sock: LockedSocket, raw_request: bytes, subprotocol: str | None, *,
-                 max_message_size: int, on_event: Callable[[], None], thread_name: str):
+                 max_message_size: int):
         self._raw_request = raw_request
         self._chosen_subprotocol = subprotocol
         self.frame_too_big = False  # we closed with 1009: simple-websocket's size check or the deflate bound
+        self.ended = False  # the stream is over: end of file, an error, or the CP's close frame
         super().__init__(
             {"werkzeug.socket": sock},  # the key simple-websocket looks the socket up by
             max_message_size=max_message_size,
             # 64 KiB reads, shrunk after each recv, fragmented glibc's arenas: RSS crept
             # ~270 bytes per message in a 10-minute soak (docs/reliability.md).
             receive_bytes=4096,
-            thread_class=functools.partial(threading.Thread, name=thread_name, daemon=True),
-            event_class=functools.partial(_Doorbell, on_event),
+            thread_class=_OwnThread,
+            event_class=_NoEvent,
         )
 
     def handshake(self) -> None:
@@ -149,6 +197,33 @@ class CpWebSocket(simple_websocket.Server):
                      if self.max_message_size else PerMessageDeflate())
         self.sock.send(self.ws.send(AcceptConnection(subprotocol=self.subprotocol, extensions=[extension])))
         self.connected = self._handle_events()
+        self.ended = not self.connected
+
+    def receive_available(self) -> None:
+        """Handle what the socket holds (the owner's poll said it is readable): complete messages go to
+        ``input_buffer``; :attr:`ended` turns True when the stream is over."""
+        sock = self.sock
+        try:
+            while not self.ended:
+                data = sock.recv(self.receive_bytes)
+                if data is None:
+                    return
+                if not data:
+                    self.ended = True
+                    break
+                self.ws.receive_data(data)
+                if not self._handle_events():
+                    self.ended = True
+                elif not sock.pending():
+                    return
+        except (OSError, LocalProtocolError):
+            self.ended = True
+        self.connected = False
+
+    def take_messages(self) -> list:
+        """The complete messages received so far, oldest first."""
+        messages, self.input_buffer = self.input_buffer, []
+        return messages
 
     def _note_too_big(self) -> None:
         self.frame_too_big = True
@@ -159,16 +234,6 @@ class CpWebSocket(simple_websocket.Server):
                 and self.incoming_message_len > self.max_message_size:
             self.frame_too_big = True
         return keep_going
-
-    def _thread(self) -> None:
-        try:
-            super()._thread()
-        finally:
-            # When simple-websocket gives up on its own (frame too big, protocol error) it rings
-            # the event before it marks the connection closed, so the owner, woken too early,
-            # would never hear of the end: ring once more now that it is marked.
-            self.connected = False
-            self.event.set()
 
     def send_text(self, text: str) -> None:
         """Send one text frame; wsproto's state and the socket write under one lock."""
