@@ -142,12 +142,22 @@ def burst_and_sustain(target, sizes: Sizes, profile: bool, do_burst: bool, do_su
             n = sizes.sustain_cps
             commands = [{"op": "sustain", "at": time.monotonic() + START_DELAY, "duration": sizes.sustain_seconds,
                          "first": k} for k in shares(n, len(generators.counts))]
+            pids = {target.name: target.pid, **target.helper_pids}
+            cpu_before = {name: procfs.cpu_split(pid) for name, pid in pids.items()}
             answers = generators.ask(commands, timeout=sizes.sustain_seconds + sizes.call_timeout + 60)
+            cpu_after = {name: procfs.cpu_split(pid) for name, pid in pids.items()}
             latencies = [t for a in answers for t in a["latencies"]]
             summary = latency_summary(latencies)
             results["sustain"] = {"cps": n, "seconds": sizes.sustain_seconds,
                                   "throughput": len(latencies) / sizes.sustain_seconds,
-                                  "p50": summary["p50"], "p99": summary["p99"], "failures": merge_failures(answers)}
+                                  "p50": summary["p50"], "p99": summary["p99"], "failures": merge_failures(answers),
+                                  # CPU of each server process over the loop (start delay and drain included),
+                                  # per round trip: where the two cores went.
+                                  "cpu_us_per_round_trip": {
+                                      name: {kind: round(1e6 * (cpu_after[name][i] - cpu_before[name][i])
+                                                         / max(1, len(latencies)), 1)
+                                             for i, kind in enumerate(("user", "system"))}
+                                      for name in pids}}
         results["server_stats"] = target.stats()
         results["memory"] = _memory(target.pid, guard)
         return results

@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 from . import envelope
 from .frames import Call, CallError, CallResult
 from .history import FROM_CSMS, TO_CSMS
+from .mqtt_client import BufferedClient
 from .offline import OfflineHold
 from .pipe import Upstream
 from .topics import Template
@@ -67,7 +68,7 @@ class Bridge:
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         v5 = s["mqtt.protocol"] == "5"
-        client = mqtt.Client(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2, client_id=self.client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             clean_session=None if v5 else False)

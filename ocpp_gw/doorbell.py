@@ -3,12 +3,18 @@
 The connection thread sleeps in one ``poll()`` on the charge point's socket and this doorbell's
 eventfd, so a frame from the CP and a message from the paho thread wake the same thread, once.
 It has the two methods of :class:`threading.Event` the pipe uses, ``set`` and ``clear``.
+
+The eventfd is written and read without releasing the GIL (:mod:`ocpp_gw.gil_io`): both calls
+return at once, and in the paho thread - through which every downstream message passes - giving the
+GIL away for each ring would mean waiting for it again behind the connection threads.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+
+from .gil_io import eventfd_add, eventfd_take
 
 
 class Doorbell:
@@ -32,7 +38,7 @@ class Doorbell:
             return
         with self._lock:
             if not self._rung:
-                os.eventfd_write(self._fd, 1)
+                eventfd_add(self._fd)
                 self._rung = True
 
     def clear(self) -> None:
@@ -40,7 +46,7 @@ class Doorbell:
             return
         with self._lock:
             if self._rung and self._fd >= 0:
-                os.eventfd_read(self._fd)
+                eventfd_take(self._fd)
                 self._rung = False
 
     def close(self) -> None:

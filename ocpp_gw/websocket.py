@@ -31,13 +31,18 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, ParseFailed
 from wsproto.utilities import LocalProtocolError
 
+from . import gil_io
+
 CLOSE_TOO_BIG = 1009
 
 _NOTHING_YET = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class LockedSocket:
-    """A non-blocking socket with complete, serialized writes and time-stamped reads."""
+    """A non-blocking socket with complete, serialized writes and time-stamped reads.
+
+    A plain socket is read and written through :mod:`ocpp_gw.gil_io`, keeping the GIL.
+    """
 
     def __init__(self, sock: socket.socket, on_receive: Callable[[], None], *, send_timeout: float):
         sock.setblocking(False)
@@ -45,6 +50,8 @@ class LockedSocket:
         self._on_receive = on_receive
         self._send_timeout = send_timeout
         self._tls = isinstance(sock, ssl.SSLSocket)
+        self._fd = sock.fileno()
+        self._plain = gil_io.is_plain_socket(sock)
         self.write_lock = threading.RLock()
 
     def send(self, data: bytes) -> int:
@@ -54,7 +61,9 @@ class LockedSocket:
             deadline = None
             while view:
                 try:
-                    sent = self._sock.send(view)
+                    sent = gil_io.send_nowait(self._fd, view) if self._plain else self._sock.send(view)
+                    if sent is None:
+                        raise BlockingIOError
                 except _NOTHING_YET as err:
                     if deadline is None:
                         deadline = time.monotonic() + self._send_timeout
@@ -74,10 +83,15 @@ class LockedSocket:
 
     def recv(self, n: int) -> bytes | None:
         """What has arrived, up to `n` bytes; b"" at the end of the stream, None if nothing has yet."""
-        try:
-            data = self._sock.recv(n)
-        except _NOTHING_YET:
-            return None
+        if self._plain:
+            data = gil_io.recv_nowait(self._fd, gil_io.receive_buffer(n))  # freed at once: no memory per idle CP
+            if data is None:
+                return None
+        else:
+            try:
+                data = self._sock.recv(n)
+            except _NOTHING_YET:
+                return None
         self._on_receive()
         return data
 

@@ -12,7 +12,7 @@ import pytest
 from ocpp_gw.auth import add_user
 from tests.helpers import password_for
 from tests.security.conftest import ORGANIZATION, tls_settings, wss_address
-from tests.security.wire import RawClient, basic
+from tests.security.wire import TEXT, RawClient, basic, frame_bytes, split_tls_client
 
 PROFILES = {"CP001": 1, "CP002": 2, "CP003": 3}
 
@@ -210,3 +210,32 @@ def test_profile_3_cp_with_only_a_password_is_refused(gw, pki, transport):
 
 def test_profile_3_cp_with_its_certificate_gets_in(gw, pki):
     assert over_wss(gw, pki, "CP003", pki.cp["profile3"]).status == 101
+
+
+# -- TLS records that arrive in pieces -----------------------------------------------------------
+
+def test_tls_record_arriving_in_two_pieces_is_read_once_complete(gw, pki):
+    with split_tls_client(wss_address(gw), pki.client_context()) as client:
+        assert client.upgrade("/ocpp/CP002", credentials("CP002")).status == 101
+        record = client.sock.seal(frame_bytes(TEXT, b'[2,"split-1","Heartbeat",'))
+        client.sock.raw.sendall(record[:len(record) // 2])
+        time.sleep(0.3)  # the gateway must not take the first half for the whole
+        client.sock.raw.sendall(record[len(record) // 2:])
+        answer = json.loads(client.recv_text())
+    assert answer[:3] == [4, "split-1", "FormationViolation"]
+
+
+def test_half_a_tls_record_does_not_hold_the_connection_past_its_deadline(module_gateways, pki,
+                                                                           profiled_passwd):
+    """The connection thread must not block inside a TLS read waiting for the rest of a record:
+    the first-frame deadline still closes the connection on time."""
+    gateway = module_gateways(tls_settings(pki, **{"ocpp.idle_timeout": "1s"}), passwd=profiled_passwd)
+    with split_tls_client(wss_address(gateway), pki.client_context(), timeout=6.0) as client:
+        assert client.upgrade("/ocpp/CP002", credentials("CP002")).status == 101
+        record = client.sock.seal(frame_bytes(TEXT, b'[2,"half","Heartbeat",{}]'))
+        client.sock.raw.sendall(record[:len(record) // 2])
+        started = time.monotonic()
+        code, reason, _ = client.wait_close(timeout=5.0)
+        waited = time.monotonic() - started
+    assert code is not None, "the gateway never closed the connection"
+    assert waited < 3.0, f"closed only after {waited:.1f}s ({code} {reason})"

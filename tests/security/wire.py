@@ -141,6 +141,64 @@ class RawClient:
         return bool(chunk)
 
 
+class SplitTlsSocket:
+    """A TLS client over memory BIOs, so a test decides how the encrypted bytes are cut into TCP writes.
+
+    Has what :class:`RawClient` uses of a socket; :meth:`seal` encrypts without sending.
+    """
+
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, timeout: float = 5.0):
+        self.raw = socket.create_connection(address, timeout=timeout)
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname="localhost")
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.raw.sendall(self._outgoing.read())
+                self._take_in()
+        self.raw.sendall(self._outgoing.read())
+
+    def seal(self, data: bytes) -> bytes:
+        """`data` as TLS records, ready for the wire."""
+        self._tls.write(data)
+        return self._outgoing.read()
+
+    def sendall(self, data: bytes) -> None:
+        self.raw.sendall(self.seal(data))
+
+    def recv(self, n: int) -> bytes:
+        while True:
+            try:
+                return self._tls.read(n)
+            except ssl.SSLWantReadError:
+                if not self._take_in():
+                    return b""
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    def _take_in(self) -> bool:
+        data = self.raw.recv(65536)
+        self._incoming.write(data)
+        return bool(data)
+
+    def settimeout(self, timeout: float) -> None:
+        self.raw.settimeout(timeout)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def split_tls_client(address: tuple[str, int], context: ssl.SSLContext, timeout: float = 5.0) -> RawClient:
+    """A :class:`RawClient` whose socket is a :class:`SplitTlsSocket` (``client.sock``)."""
+    client = RawClient.__new__(RawClient)
+    client.timeout = timeout
+    client.sock = SplitTlsSocket(address, context, timeout)
+    client.buffer = b""
+    return client
+
+
 def frame_bytes(opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False, mask: bool = True) -> bytes:
     first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
     length = len(payload)

@@ -1,0 +1,108 @@
+"""BufferedClient relies on paho internals: these tests fail when a paho upgrade moves them."""
+
+import inspect
+import socket
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ocpp_gw.mqtt_client import BufferedClient
+
+
+def source(name):
+    return inspect.getsource(getattr(mqtt.Client, name))
+
+
+def test_paho_reads_packets_through_sock_recv():
+    assert "self._sock_recv(" in source("_packet_read")
+
+
+def test_paho_writes_packets_through_sock_send():
+    assert "self._sock_send(" in source("_packet_write")
+
+
+def test_paho_wakes_its_loop_through_sockpair_w():
+    assert "self._sockpairW.send(" in source("_packet_queue")
+    assert "self._sockpairW" in source("loop_start")
+
+
+def test_paho_checks_for_readable_data_before_loop_read():
+    assert "self.loop_read()" in source("_loop")
+
+
+def make_client():
+    return BufferedClient(CallbackAPIVersion.VERSION2, client_id="unit")
+
+
+class FakePahoSocket:
+    """Stands in for the broker connection: hands out what a test queued, then EAGAIN."""
+
+    def __init__(self, *chunks):
+        self.chunks = list(chunks)
+
+    def recv(self, n):
+        if not self.chunks:
+            raise BlockingIOError
+        return self.chunks.pop(0)[:n]
+
+    def close(self):
+        pass
+
+
+def test_small_reads_are_served_from_one_large_read():
+    client = make_client()
+    client._sock = FakePahoSocket(b"\x30\x05hello\x40\x02")
+    assert client._sock_recv(1) == b"\x30"
+    assert client._sock_recv(1) == b"\x05"
+    assert client._sock_recv(5) == b"hello"
+    assert client.buffered_bytes() == 2
+    assert client._sock_recv(10) == b"\x40\x02"  # short: what is left
+    assert client.buffered_bytes() == 0
+
+
+def test_buffered_bytes_of_an_old_connection_are_dropped():
+    client = make_client()
+    client._sock = FakePahoSocket(b"old-bytes")
+    assert client._sock_recv(1) == b"o"
+    client._sock = FakePahoSocket(b"new")
+    assert client.buffered_bytes() == 0
+    assert client._sock_recv(3) == b"new"
+
+
+def test_nothing_to_read_raises_blocking_io_error_as_paho_expects():
+    client = make_client()
+    client._sock = FakePahoSocket()
+    try:
+        client._sock_recv(1)
+    except BlockingIOError:
+        return
+    raise AssertionError("expected BlockingIOError")
+
+
+def test_plain_socket_reads_go_through_the_gil_keeping_call():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    client = make_client()
+    try:
+        client._sock = b
+        a.sendall(b"\x20\x02\x00\x00")
+        assert client._sock_recv(1) == b"\x20"
+        assert client.buffered_bytes() == 3
+        assert client._sock_send(b"ping") == 4
+        assert a.recv(10) == b"ping"
+    finally:
+        client._sock = None
+        a.close()
+        b.close()
+
+
+def test_the_wake_up_socket_is_wrapped_and_still_wakes():
+    client = make_client()
+    client.loop_start()  # creates paho's socketpair (no broker needed: it only waits)
+    try:
+        waker = client._sockpairW
+        assert type(waker).__name__ == "_Waker"
+        waker.send(b"x")
+    finally:
+        client.loop_stop()
