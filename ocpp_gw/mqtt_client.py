@@ -60,11 +60,11 @@ class BufferedClient(mqtt.Client):
     # paho assigns its socketpair's write end here (loop_start) and sends one byte on it per
     # queued packet, from whichever thread queues it.
     @property
-    def _sockpairW(self):  # noqa: N802 - paho's name
+    def _sockpairW(self):
         return self._waker
 
     @_sockpairW.setter
-    def _sockpairW(self, sock) -> None:  # noqa: N802
+    def _sockpairW(self, sock) -> None:
         self._waker = _Waker(sock) if gil_io.is_plain_socket(sock) else sock
 
     def buffered_bytes(self) -> int:
