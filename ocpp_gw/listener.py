@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import struct
 import threading
 import time
 
@@ -97,10 +96,6 @@ class Connection:
         sock = self.sock
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # A CP that stops reading must not wedge its thread in sendall forever.
-            send_timeout = max(1.0, settings["ocpp.awaiting_timeout"])
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
-                            struct.pack("ll", int(send_timeout), 0))
             sock.settimeout(settings["ocpp.idle_timeout"] or None)
             # One deadline for the whole handshake: a per-read timeout would let a client that
             # dribbles its request a byte at a time hold the connection forever.

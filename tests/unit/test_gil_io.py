@@ -119,3 +119,24 @@ def test_only_plain_sockets_qualify(pair):
     assert not gil_io.is_plain_socket(None)
     assert not gil_io.is_plain_socket(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).wrap_socket(
         socket.socket(), server_hostname="x", do_handshake_on_connect=False))
+
+
+def test_works_where_memory_may_not_be_writable_and_executable():
+    """The packaged unit sets MemoryDenyWriteExecute=yes: libc calls through ctypes must not need
+    W+X memory (ctypes callbacks would). PR_SET_MDWE is the kernel's version of that rule."""
+    import subprocess
+    import sys
+    code = """
+import ctypes, socket
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(65, 1, 0, 0, 0) == 0, ctypes.get_errno()  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+from ocpp_gw import gil_io
+from ocpp_gw.doorbell import Doorbell
+a, b = socket.socketpair()
+assert gil_io.send_nowait(a.fileno(), b"hi") == 2
+assert gil_io.recv_nowait(b.fileno(), gil_io.receive_buffer(8)) == b"hi"
+bell = Doorbell(); bell.set(); bell.clear(); bell.close()
+print("fine")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "fine", result.stderr
