@@ -25,9 +25,20 @@ LOGS = CACHE / "logs"
 PATH = "/ocpp/"
 
 
+# What the packaged unit gives the gateway (LimitNOFILE): 10,000 CPs need 20,000 descriptors.
+WANTED_FD_LIMIT = 65536
+
+
 def raise_fd_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit (inherited by every child); returns the new limit."""
+    """RLIMIT_NOFILE up to the packaged unit's (root may raise the hard limit), else soft up to hard;
+    inherited by every child. Returns the new limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < WANTED_FD_LIMIT:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (WANTED_FD_LIMIT, WANTED_FD_LIMIT))
+            return WANTED_FD_LIMIT
+        except (ValueError, OSError):
+            pass
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard

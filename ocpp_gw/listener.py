@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import ssl
@@ -12,6 +13,12 @@ from . import handshake, tls
 from .session import Peer, Session
 
 log = logging.getLogger("ocpp_gw.listener")
+
+# Out of file descriptors: the process limit (EMFILE) or the system's (ENFILE).
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+# How long the accept loop pauses when accept() itself finds no descriptor left: the pending
+# connection stays in the backlog, so retrying at once would spin.
+DESCRIPTOR_PAUSE = 0.1
 
 
 def _format_peer(address) -> str:
@@ -55,9 +62,12 @@ class Listener:
         while not self._stopping:
             try:
                 conn, address = self.sock.accept()
-            except OSError:
+            except OSError as err:
                 if self._stopping:
                     return
+                if err.errno in OUT_OF_DESCRIPTORS:
+                    self._out_of_descriptors(err)
+                    continue
                 log.exception("accept failed on %s", self.name)
                 continue
             peer = _format_peer(address)
@@ -73,6 +83,12 @@ class Listener:
             except RuntimeError:
                 self.runtime.connections.release()
                 _refuse_quickly(conn, handshake.Refusal(503, "cannot start a thread"))
+
+    def _out_of_descriptors(self, err: OSError) -> None:
+        self.runtime.stats.incr("refused.no_file_descriptors")
+        log.warning("cannot accept on %s: %s (raise the open files limit, LimitNOFILE; each charge "
+                    "point needs two)", self.name, err.strerror)
+        time.sleep(DESCRIPTOR_PAUSE)
 
     def _serve(self, conn: socket.socket, peer: str) -> None:
         try:
@@ -112,7 +128,18 @@ class Connection:
                 self._refuse(decision)
                 return
             sock.settimeout(None)
-            session = Session(self.runtime, sock, raw, decision)
+            try:
+                session = Session(self.runtime, sock, raw, decision)
+            except OSError as err:
+                if err.errno not in OUT_OF_DESCRIPTORS:
+                    raise
+                # The doorbell's eventfd could not be opened: tell the CP, which will retry later.
+                log.warning("[%s] no file descriptor left for the connection from %s: %s (raise the "
+                            "open files limit, LimitNOFILE; each charge point needs two)",
+                            decision.cid, self.peer, err.strerror, extra={"cid": decision.cid})
+                self.runtime.stats.incr("refused.no_file_descriptors")
+                self._refuse(handshake.Refusal(503, "out of file descriptors", {"Retry-After": "10"}))
+                return
             self.sock = None  # the session owns it now
             session.run()
         except (OSError, ssl.SSLError) as err:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import queue
+import resource
 import signal
 import ssl
 import sys
@@ -22,13 +25,47 @@ log = logging.getLogger("ocpp_gw.service")
 
 CLOSE_GOING_AWAY = 1001
 STOP_BUDGET = 8.0  # seconds for closing every CP; SPEC allows 10 for the whole stop
-# Two threads per charge point: glibc's default 8 MiB stack reservation each adds up to tens of
-# GiB of address space at 10,000 CPs. Our threads recurse shallowly (JSON depth is capped at 64).
+# A thread per charge point: glibc's default 8 MiB stack reservation each adds up to tens of GiB
+# of address space at 10,000 CPs. Our threads recurse shallowly (JSON depth is capped at 64).
 THREAD_STACK_SIZE = 512 * 1024
 # With thousands of threads waiting for the GIL, CPython's 5 ms switch interval makes them force
 # each other off it constantly (measured: a 3,000-CP burst got no answer in 30 s; with 50 ms every
 # burst completed, docs/performance.md). Our threads give the GIL up on every blocking call anyway.
 SWITCH_INTERVAL = 0.05
+# glibc gives each thread that allocates while another holds an arena's lock an arena of its own,
+# up to 8 per core, and raises its mmap threshold to the largest block freed so far. After the
+# first logins, each scrypt's 8 MiB of working memory comes from such an arena and stays there: a
+# 1,000-CP storm left 333 MB RSS. Two arenas (scrypt runs on at most one thread per core) bound
+# what stays; fixing the mmap threshold instead gave 88 MB but made every login page-fault its
+# 8 MiB afresh (storm 1.59x the baseline instead of 1.19x; docs/performance.md).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
+
+
+def limit_malloc_arenas() -> bool:
+    """Cap glibc's malloc arenas, unless the operator set MALLOC_ARENA_MAX; False if not glibc."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return True
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    return mallopt is not None and mallopt(_M_ARENA_MAX, MALLOC_ARENAS) == 1
+
+
+# Descriptors besides the charge points' (listeners, MQTT, admin, logs, schema files...).
+SPARE_DESCRIPTORS = 64
+
+
+def raise_open_files_limit(max_connections: int) -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit; warn when that cannot hold max_connections (each
+    charge point needs two: its socket and its doorbell). Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    needed = 2 * max_connections + SPARE_DESCRIPTORS
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        log.warning("the open files limit (%d) holds only about %d charge points, fewer than "
+                    "ocpp.listener.max_connections (%d); raise LimitNOFILE to at least %d",
+                    hard, max(0, (hard - SPARE_DESCRIPTORS) // 2), max_connections, needed)
+    return hard
 
 
 class StartupError(Exception):
@@ -57,6 +94,7 @@ class Service:
     def __init__(self, settings):
         threading.stack_size(THREAD_STACK_SIZE)
         sys.setswitchinterval(SWITCH_INTERVAL)
+        limit_malloc_arenas()
         self.settings = settings
         self.runtime = Runtime(settings=settings, auth=make_auth(settings),
                                checker=make_checker(settings))
@@ -76,6 +114,7 @@ class Service:
 
     def start(self, mqtt_wait: float = 10.0) -> None:
         settings = self.settings
+        raise_open_files_limit(settings["ocpp.listener.max_connections"])
         self.runtime.bridge.start()
         try:
             if settings["ocpp.listener.ws"]:

@@ -73,6 +73,7 @@ class GatewayProcess:
         self.config_path.write_text(render_config(self.settings))
         self.process: subprocess.Popen | None = None
         self.output: OutputLines | None = None
+        self.open_files_limit: int | None = None  # RLIMIT_NOFILE (soft and hard) for the process
 
     # addresses
     @property
@@ -121,6 +122,7 @@ class GatewayProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=self._limit_open_files if self.open_files_limit else None,
         )
         self.output = OutputLines(self.process.stdout, f"gateway-{self.port}")
         if self.output.wait_for_line(matcher(READY_LINE), ready_timeout) is None:
@@ -131,6 +133,10 @@ class GatewayProcess:
                 f"{self.config_path.read_text()}\nlog:\n{self.output.tail()}"
             )
         return self
+
+    def _limit_open_files(self) -> None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files_limit, self.open_files_limit))
 
     def mark(self) -> int:
         """Position in the log; pass as `since` to `wait_for_log` to look only at later lines."""

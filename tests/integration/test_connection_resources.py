@@ -4,11 +4,13 @@ all given back when it leaves (issue 7: a second thread per CP doubled the GIL c
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
+import urllib.request
 
-from tests.helpers.gateway import TEST_CIDS
-from tests.integration._support import answered_marker, connect_cp
+from tests.helpers.gateway import TEST_CIDS, render_config
+from tests.integration._support import answered_marker, connect_cp, upgrade
 
 CPS = 20
 
@@ -47,3 +49,38 @@ def test_a_charge_point_that_drops_its_tcp_connection_gives_everything_back(modu
         assert answered_marker(cp) == []
         cp.socket.close()  # no close frame: the gateway sees the end of the stream
     assert wait_for(pid, idle) == idle
+
+
+OPEN_FILES_LIMIT = 80
+
+
+def test_a_charge_point_beyond_the_open_files_limit_gets_503_and_the_next_one_in_gets_in(start):
+    gateway = start({"ocpp.dnstream.offline_hold": "0s"}, start=False)
+    gateway.settings["admin.listener"] = f"127.0.0.1:{gateway.admin_port}"  # for the counters
+    gateway.config_path.write_text(render_config(gateway.settings))
+    gateway.open_files_limit = OPEN_FILES_LIMIT
+    gateway.start()
+    gateway.wait_for_log(r"open files limit \(80\) holds only about \d+ charge points")
+    pid = gateway.process.pid
+    base = threads_and_fds(pid)[1]
+    with contextlib.ExitStack() as stack:
+        cps = []
+        for cid in TEST_CIDS:
+            answer = upgrade(gateway, cid)  # a raw upgrade first: is there room for one more?
+            if answer.status != 101:
+                break
+            cps.append(stack.enter_context(connect_cp(gateway, cid)))
+            assert answered_marker(cps[-1]) == []
+        # Each CP holds two descriptors (the socket, the doorbell); logins may hold one briefly.
+        assert len(cps) >= (OPEN_FILES_LIMIT - base) // 2 - 1
+        assert answer.status == 503 and answer.headers.get("retry-after") == "10"
+        assert b"out of file descriptors" in answer.body
+        gateway.wait_for_log(rf"\[{cid}\] no file descriptor left")
+        threads = threads_and_fds(pid)[0]
+        cps.pop().close()
+        wait_for(pid, (threads - 1, base + 2 * len(cps)))
+        with connect_cp(gateway, cid) as late:  # room again once one has left
+            assert answered_marker(late) == []
+    with urllib.request.urlopen(gateway.admin_url("/api/v1/stats"), timeout=5) as reply:
+        counters = json.load(reply)["counters"]
+    assert counters["refused.no_file_descriptors"] >= 1
