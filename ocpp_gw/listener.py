@@ -19,6 +19,8 @@ OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 # How long the accept loop pauses when accept() itself finds no descriptor left: the pending
 # connection stays in the backlog, so retrying at once would spin.
 DESCRIPTOR_PAUSE = 0.1
+# ...and says so at most this often (with the count since), not ten times a second.
+DESCRIPTOR_WARNING_EVERY = 10.0
 
 
 def _format_peer(address) -> str:
@@ -40,6 +42,8 @@ class Listener:
         self.thread = threading.Thread(target=self._accept_loop, name=f"ocpp-accept-{name}",
                                        daemon=True)
         self._stopping = False
+        self._descriptor_warned_at = -DESCRIPTOR_WARNING_EVERY
+        self._descriptor_misses = 0  # accept() calls without a descriptor since the last warning
 
     def start(self) -> None:
         self.thread.start()
@@ -86,8 +90,14 @@ class Listener:
 
     def _out_of_descriptors(self, err: OSError) -> None:
         self.runtime.stats.incr("refused.no_file_descriptors")
-        log.warning("cannot accept on %s: %s (raise the open files limit, LimitNOFILE; each charge "
-                    "point needs two)", self.name, err.strerror)
+        self._descriptor_misses += 1
+        now = time.monotonic()
+        if now - self._descriptor_warned_at >= DESCRIPTOR_WARNING_EVERY:
+            log.warning("cannot accept on %s: %s (%d time(s) since the last warning; connections "
+                        "wait in the backlog; raise the open files limit, LimitNOFILE: each charge "
+                        "point needs two)", self.name, err.strerror, self._descriptor_misses)
+            self._descriptor_warned_at = now
+            self._descriptor_misses = 0
         time.sleep(DESCRIPTOR_PAUSE)
 
     def _serve(self, conn: socket.socket, peer: str) -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import time
 import urllib.request
 
 from tests.helpers.gateway import TEST_CIDS, render_config
-from tests.integration._support import answered_marker, connect_cp, upgrade
+from websockets.exceptions import InvalidStatus
+
+from tests.integration._support import answered_marker, connect_cp, read_http_response, upgrade_request
 
 CPS = 20
 
@@ -54,6 +57,19 @@ def test_a_charge_point_that_drops_its_tcp_connection_gives_everything_back(modu
 OPEN_FILES_LIMIT = 80
 
 
+def fill_up(gateway, stack: contextlib.ExitStack):
+    """Connect CPs until one is refused: (the CPs in, the refused cid, the refusal)."""
+    cps = []
+    for cid in TEST_CIDS:
+        try:
+            cp = stack.enter_context(connect_cp(gateway, cid))
+        except InvalidStatus as refused:
+            return cps, cid, refused.response
+        assert answered_marker(cp) == []
+        cps.append(cp)
+    raise AssertionError(f"{len(cps)} CPs in, none refused")
+
+
 def test_a_charge_point_beyond_the_open_files_limit_gets_503_and_the_next_one_in_gets_in(start):
     gateway = start({"ocpp.dnstream.offline_hold": "0s"}, start=False)
     gateway.settings["admin.listener"] = f"127.0.0.1:{gateway.admin_port}"  # for the counters
@@ -64,17 +80,11 @@ def test_a_charge_point_beyond_the_open_files_limit_gets_503_and_the_next_one_in
     pid = gateway.process.pid
     base = threads_and_fds(pid)[1]
     with contextlib.ExitStack() as stack:
-        cps = []
-        for cid in TEST_CIDS:
-            answer = upgrade(gateway, cid)  # a raw upgrade first: is there room for one more?
-            if answer.status != 101:
-                break
-            cps.append(stack.enter_context(connect_cp(gateway, cid)))
-            assert answered_marker(cps[-1]) == []
+        cps, cid, refusal = fill_up(gateway, stack)
         # Each CP holds two descriptors (the socket, the doorbell); logins may hold one briefly.
         assert len(cps) >= (OPEN_FILES_LIMIT - base) // 2 - 1
-        assert answer.status == 503 and answer.headers.get("retry-after") == "10"
-        assert b"out of file descriptors" in answer.body
+        assert refusal.status_code == 503 and refusal.headers.get("Retry-After") == "10"
+        assert b"out of file descriptors" in refusal.body
         gateway.wait_for_log(rf"\[{cid}\] no file descriptor left")
         threads = threads_and_fds(pid)[0]
         cps.pop().close()
@@ -84,3 +94,32 @@ def test_a_charge_point_beyond_the_open_files_limit_gets_503_and_the_next_one_in
     with urllib.request.urlopen(gateway.admin_url("/api/v1/stats"), timeout=5) as reply:
         counters = json.load(reply)["counters"]
     assert counters["refused.no_file_descriptors"] >= 1
+
+
+def test_with_no_descriptor_left_connections_wait_in_the_backlog_and_the_gateway_warns_once(start):
+    # A long handshake deadline: the connection that holds the last descriptor must not be closed.
+    gateway = start({"ocpp.dnstream.offline_hold": "0s", "ocpp.idle_timeout": "60s"}, start=False)
+    gateway.open_files_limit = OPEN_FILES_LIMIT
+    gateway.start()
+    pid = gateway.process.pid
+    with contextlib.ExitStack() as stack:
+        cps, cid, _ = fill_up(gateway, stack)  # the last CP was refused for want of its doorbell
+        # Take the last descriptor with a connection that sends nothing yet.
+        hog = stack.enter_context(socket.create_connection(("127.0.0.1", gateway.port)))
+        deadline = time.monotonic() + 10.0
+        while threads_and_fds(pid)[1] < OPEN_FILES_LIMIT and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threads_and_fds(pid)[1] == OPEN_FILES_LIMIT
+        waiting = stack.enter_context(socket.create_connection(("127.0.0.1", gateway.port)))
+        waiting.sendall(upgrade_request(f"/ocpp/{cid}", {"Authorization": gateway.auth_header(cid)}))
+        time.sleep(1.5)  # the accept loop retries every 0.1 s meanwhile
+        warnings = [line for line in gateway.logs if "cannot accept on ws: Too many open files" in line]
+        assert warnings, "no warning that accept() found no descriptor"
+        # At most one per 10 s (this test is younger than that), however often accept() failed.
+        assert len(warnings) == 1, warnings
+        assert threads_and_fds(pid)[1] == OPEN_FILES_LIMIT  # nothing was accepted meanwhile
+        hog.close()
+        cps.pop().close()  # two descriptors back: the waiting connection is served
+        response = read_http_response(waiting, timeout=10.0)
+        assert response.status == 101
+
