@@ -311,10 +311,25 @@ def test_keepalive_uses_the_interval_from_boot_notification():
     h = Harness(heartbeat_interval=10, idle_timeout=0)
     h.cp_sends(BOOT)
     h.csms_sends(boot_accepted(100))
-    h.advance(140)  # beyond the default 10 s, within 100 s x 1.5 (checked at 100 s)
+    h.advance(140)  # beyond the default 10 s x 1.5, within 100 s x 1.5
     assert h.pipe.closed is None
-    h.advance(100)  # the next check, 100 s later
+    h.advance(10)  # 150 s of silence: the allowance is used up
     assert h.pipe.closed.reason == "heartbeat timeout"
+
+
+def test_keepalive_deadline_follows_the_last_bytes_received():
+    """The owner sleeps until the CP would be too silent, not until a periodic check: a CP that
+    heartbeats on time never wakes its thread for keepalive."""
+    h = Harness(heartbeat_interval=10, idle_timeout=0)
+    assert h.step() == h.clock.now + 15
+    for _ in range(5):
+        h.clock.advance(9)
+        h.pipe.last_rx = h.clock.now
+        assert h.step() == h.clock.now + 15
+    h.clock.advance(14.999)
+    assert h.step() == h.clock.now + 0.001 and h.pipe.closed is None
+    h.advance(0.001)
+    assert h.pipe.closed == Close(1001, "heartbeat timeout")
 
 
 def test_interval_zero_disables_keepalive():
