@@ -123,3 +123,21 @@ def test_results_survive_a_json_round_trip_into_the_table():
     table = report.markdown_table(json.loads(json.dumps(results)))
     assert "| storm | 1,000 CPs: time until all booted (s) | 2 | 1 | 2× |  |" in table
     assert "| storm | 1,000 CPs: not booted | 0 | 1 | – |  |" in table
+
+
+def _round(last, failures=None):
+    return {"last": last, "answered": 1, "p50": last, "failures": failures or {}}
+
+
+def test_burst_reports_the_median_round_and_keeps_every_round():
+    from bench.figures import _median_round
+    rounds = [_round(3.2), _round(1.1), _round(1.3), _round(1.2), _round(9.0)]
+    median = _median_round(rounds)
+    assert median["last"] == 1.3 and median["rounds"] == rounds and median["failures"] == {}
+
+
+def test_a_burst_round_with_unanswered_calls_ranks_slowest_and_its_failures_are_reported():
+    from bench.figures import _median_round
+    rounds = [_round(1.0), _round(None, {"timeout": 4}), _round(2.0)]
+    median = _median_round(rounds)
+    assert median["last"] == 2.0 and median["failures"] == {"timeout": 4}
