@@ -141,3 +141,10 @@ def test_a_burst_round_with_unanswered_calls_ranks_slowest_and_its_failures_are_
     rounds = [_round(1.0), _round(None, {"timeout": 4}), _round(2.0)]
     median = _median_round(rounds)
     assert median["last"] == 2.0 and median["failures"] == {"timeout": 4}
+
+
+def test_hotpath_times_every_stage_of_a_round_trip(capsys):
+    from bench import hotpath
+    assert hotpath.main(["--count", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(hotpath.stages()) + 1 and lines[-1].startswith("total")

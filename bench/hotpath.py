@@ -1,0 +1,91 @@
+"""The Python work of one round trip through the gateway, stage by stage, in one thread.
+
+    python -m bench.hotpath [--count 20000]
+
+Times the calls a CP Heartbeat and its answer go through (wsproto, the frame codec, the pipe, the
+envelope, paho's publish) in a loop, without threads or sockets: what a round trip costs before
+any thread hand-off. Compare with the CPU per round trip the sustained figure records
+(`cpu_us_per_round_trip`) to see what running it across threads adds (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from paho.mqtt.enums import CallbackAPIVersion
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request, TextMessage
+
+from ocpp_gw import envelope, frames
+from ocpp_gw.mqtt_client import BufferedClient
+from ocpp_gw.pipe import Pipe, PipeConfig, drain
+from ocpp_gw.stats import Stats
+from ocpp_gw.topics import Template
+
+HEARTBEAT = '[2,"123456","Heartbeat",{}]'
+ANSWER = b'{"MessageTypeId":3,"UniqueId":"123456","Payload":{"currentTime":"2026-11-22T23:00:00.000Z"}}'
+
+
+def per_call_us(fn, count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        fn()
+    return 1e6 * (time.perf_counter() - started) / count
+
+
+def stages() -> dict:
+    client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
+    server.receive_data(client.send(Request(host="cp", target="/ocpp/CP1", subprotocols=["ocpp1.6"])))
+    list(server.events())
+    client.receive_data(server.send(AcceptConnection(subprotocol="ocpp1.6")))
+    list(client.events())
+    frame = client.send(TextMessage(data=HEARTBEAT))
+    call = frames.parse(HEARTBEAT)
+    answer, _ = envelope.decode(ANSWER)
+    topic = Template("ocpp/cp/${cid}")
+    pipe = Pipe("CP1", PipeConfig(), stats=Stats())
+    mqtt = BufferedClient(CallbackAPIVersion.VERSION2, client_id="hotpath")
+    mqtt.max_queued_messages_set(0)
+
+    def ws_in():
+        server.receive_data(frame)
+        list(server.events())
+
+    def pipe_round_trip():
+        pipe.ChargeStationRx.put_quietly(HEARTBEAT)
+        pipe.step()
+        list(drain(pipe.CSMSTx))
+        pipe.CSMSRx.put_nowait((answer, "Heartbeat"))
+        pipe.step()
+        list(drain(pipe.ChargeStationTx))
+
+    return {
+        "wsproto: receive a frame": ws_in,
+        "frames.parse": lambda: frames.parse(HEARTBEAT),
+        "pipe: call up and answer down (two steps)": pipe_round_trip,
+        "topic render": lambda: topic.render("CP1", "Heartbeat", "123456", "request"),
+        "envelope.encode": lambda: envelope.encode(call, "Heartbeat"),
+        "paho publish (queued, QoS 1)": lambda: mqtt.publish("ocpp/cp/CP1", ANSWER, qos=1),
+        "envelope.decode": lambda: envelope.decode(ANSWER),
+        "frames.serialize": lambda: frames.serialize(answer),
+        "wsproto: send a frame": lambda: server.send(TextMessage(data=frames.serialize(answer))),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.hotpath")
+    parser.add_argument("--count", type=int, default=20000)
+    args = parser.parse_args(argv)
+    total = 0.0
+    for name, fn in stages().items():
+        # paho keeps every queued QoS 1 message: fewer rounds for it.
+        us = per_call_us(fn, min(args.count, 5000) if name.startswith("paho") else args.count)
+        total += us
+        print(f"{name:45s} {us:7.1f} µs")
+    print(f"{'total':45s} {total:7.1f} µs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
