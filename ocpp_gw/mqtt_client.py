@@ -11,12 +11,20 @@ changes only how bytes are moved, never which:
   packet go through :mod:`ocpp_gw.gil_io`, keeping the GIL (they cannot block: the sockets are
   non-blocking). TLS connections keep paho's own calls.
 
-It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send`` and ``_sockpairW``.
-``tests/unit/test_mqtt_client.py`` checks that paho still uses them, so an upgrade that renames
-them fails a test instead of silently turning this off.
+paho's network loop waits in ``select.select()``, which cannot watch a descriptor numbered 1024 or
+more: with two descriptors per charge point, an MQTT reconnect while a few hundred CPs are connected
+gets such a number, and paho then never connects again (reproduced: a socket on descriptor 1105 never
+got its CONNACK). :func:`use_poll_in_paho` gives paho a ``select`` that waits with ``poll()``.
+
+It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send``, ``_sockpairW`` and its use of
+``select.select``. ``tests/unit/test_mqtt_client.py`` checks that paho still uses them, so an upgrade
+that renames them fails a test instead of silently turning this off.
 """
 
 from __future__ import annotations
+
+import select
+import types
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -24,6 +32,44 @@ from paho.mqtt.enums import MQTTErrorCode
 from . import gil_io
 
 READ_SIZE = 65536
+
+
+def _descriptor(obj) -> int:
+    return obj if isinstance(obj, int) else obj.fileno()
+
+
+def poll_select(rlist, wlist, xlist, timeout=None):
+    """``select.select`` for any descriptor number, waiting with ``poll()``; same arguments and answer
+    (errors and hang-ups count as readable and writable, as select reports them)."""
+    wanted: dict[int, int] = {}
+    for objects, event in ((rlist, select.POLLIN), (wlist, select.POLLOUT), (xlist, select.POLLPRI)):
+        for obj in objects:
+            fd = _descriptor(obj)
+            if fd < 0:
+                raise ValueError("file descriptor cannot be a negative integer")
+            wanted[fd] = wanted.get(fd, 0) | event
+    poller = select.poll()
+    for fd, events in wanted.items():
+        poller.register(fd, events)
+    ready = dict(poller.poll(None if timeout is None else timeout * 1000.0))
+    trouble = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+    def chosen(objects, event):
+        return [obj for obj in objects if ready.get(_descriptor(obj), 0) & (event | trouble)]
+
+    return chosen(rlist, select.POLLIN), chosen(wlist, select.POLLOUT), chosen(xlist, select.POLLPRI)
+
+
+def use_poll_in_paho() -> None:
+    """Point paho's module-level ``select`` at one whose ``select()`` is :func:`poll_select`."""
+    if getattr(mqtt.select, "select", None) is not poll_select:
+        shim = types.ModuleType("select")
+        shim.__dict__.update(select.__dict__)
+        shim.select = poll_select
+        mqtt.select = shim
+
+
+use_poll_in_paho()
 
 
 class _Waker:

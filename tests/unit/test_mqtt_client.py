@@ -106,3 +106,36 @@ def test_the_wake_up_socket_is_wrapped_and_still_wakes():
         waker.send(b"x")
     finally:
         client.loop_stop()
+
+
+def test_paho_waits_through_its_module_level_select():
+    from ocpp_gw.mqtt_client import poll_select
+    assert "select.select(" in source("_loop")
+    assert mqtt.select.select is poll_select
+
+
+def test_poll_select_answers_like_select():
+    from ocpp_gw.mqtt_client import poll_select
+    a, b = socket.socketpair()
+    try:
+        assert poll_select([a], [], [], 0) == ([], [], [])
+        assert poll_select([a], [b], [], 0) == ([], [b], [])
+        b.sendall(b"x")
+        assert poll_select([a, b.fileno()], [], [], 0.5) == ([a], [], [])
+        b.close()  # a hang-up reads as readable, as with select
+        a.recv(1)
+        assert poll_select([a], [], [], 0.5) == ([a], [], [])
+    finally:
+        a.close()
+
+
+def test_poll_select_refuses_a_closed_socket_like_select():
+    from ocpp_gw.mqtt_client import poll_select
+    a, b = socket.socketpair()
+    a.close()
+    b.close()
+    try:
+        poll_select([a], [], [], 0)
+    except ValueError:
+        return
+    raise AssertionError("expected ValueError for a closed socket (fileno -1)")
