@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import resource
 import signal
 import socket
@@ -44,10 +45,23 @@ def raise_fd_limit() -> int:
     return hard
 
 
+# Listening ports come from below the kernel's ephemeral range (ip_local_port_range, 32768-60999
+# by default): a port the kernel hands out as "free" is also what the next of the thousands of
+# outgoing connections a figure makes may take as its local port before the server binds it
+# (a storm's gateway once failed with "Address already in use").
+LISTEN_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    for _ in range(100):
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {LISTEN_PORTS}")
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15.0) -> None:
