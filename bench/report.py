@@ -105,6 +105,11 @@ def update_doc(doc: Path, name: str, section: str) -> None:
     doc.write_text(pattern.sub(lambda _: f"{start}\n{section}\n{end}", text))
 
 
+def _sized(figure: dict) -> dict:
+    """The per-size results of a figure, without an `error` entry."""
+    return {n: r for n, r in figure.items() if isinstance(r, dict)}
+
+
 def plot(results: dict, path: Path) -> bool:
     """Latency and throughput against N for both targets; False when matplotlib is missing."""
     try:
@@ -117,8 +122,9 @@ def plot(results: dict, path: Path) -> bool:
     styles = {"gateway": dict(color="tab:red"), "baseline": dict(color="tab:blue")}
     for target in TARGETS:
         style = styles[target]
-        burst = results.get("burst", {}).get(target, {}).get("burst", {})
-        storm = results.get("storm", {}).get(target, {})
+        # A figure that failed on a side holds {"error": text} instead of per-size results.
+        burst = _sized(results.get("burst", {}).get(target, {}).get("burst", {}))
+        storm = _sized(results.get("storm", {}).get(target, {}))
         points = [(int(n), r["last"]) for n, r in burst.items() if r["last"] and not r["failures"]]
         timed_out = [int(n) for n, r in burst.items() if r["failures"]]
         if timed_out:

@@ -148,3 +148,10 @@ def test_hotpath_times_every_stage_of_a_round_trip(capsys):
     assert hotpath.main(["--count", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(hotpath.stages()) + 1 and lines[-1].startswith("total")
+
+
+def test_plot_skips_a_figure_that_failed_on_one_side(tmp_path):
+    results = {"storm": {"gateway": {"error": "RuntimeError: exited with 2"},
+                         "baseline": {"1000": {"last": 10.0, "failures": {}}}}}
+    assert report.plot(results, tmp_path / "plot.png") is True
+    assert (tmp_path / "plot.png").stat().st_size > 0
