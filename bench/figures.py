@@ -215,6 +215,7 @@ def hold(target, sizes: Sizes, profile: bool) -> dict:
     """Figure 5: N idle CPs heartbeating at the interval the central system gives; memory, threads, CPU."""
     n, interval = sizes.hold, sizes.hold_interval
     target.start_with(interval)
+    profiler = Profiler(profile and target.name == "gateway", target.pid, "hold").__enter__()
     time.sleep(0.5)
     before = procfs.status(target.pid)
     generators = Generators(target.url, n, sizes.hold_workers, f"{target.name}-hold")
@@ -252,6 +253,7 @@ def hold(target, sizes: Sizes, profile: bool) -> dict:
             "server_stats": target.stats(), "memory": _memory(target.pid, guard),
         }
     finally:
+        profiler.__exit__()
         guard.__exit__()
         generators.close()
         target.stop()

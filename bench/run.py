@@ -33,7 +33,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gateway-switch-interval", type=float, metavar="SECONDS",
                         help="experiment: run the gateway with sys.setswitchinterval(SECONDS) (default: Python's 0.005)")
     parser.add_argument("--profile", action="store_true",
-                        help="py-spy the gateway during burst, sustain and storm (bench/.cache/profiles/); "
+                        help="py-spy the gateway during burst, sustain, storm and hold (bench/.cache/profiles/); "
                              "the figures of such a run are perturbed and not for the doc")
     parser.add_argument("--set", action="append", default=[], metavar="SIZE=VALUE",
                         help="override a size, e.g. --set storm=1000,2000 --set hold=2000 --set sustain_seconds=10 "
