@@ -111,7 +111,8 @@ def _sized(figure: dict) -> dict:
 
 
 def plot(results: dict, path: Path) -> bool:
-    """Latency and throughput against N for both targets; False when matplotlib is missing."""
+    """Latency and throughput against N for both targets; False when matplotlib is missing or there is
+    nothing to draw."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -143,6 +144,9 @@ def plot(results: dict, path: Path) -> bool:
         if sustain:
             right.plot([sustain["cps"]], [sustain["throughput"]], marker="*", markersize=14, linestyle="none",
                        label=f"{target}: sustained round trips/s", **style)
+    if not left.lines and not right.lines:  # e.g. figure 5 alone: nothing against N to draw
+        plt.close(figure)
+        return False
     left.set(xlabel="charge points (N)", ylabel="seconds", title="Time to last answer / all booted")
     right.set(xlabel="charge points (N)", ylabel="per second", title="Throughput")
     for axis in (left, right):

@@ -135,7 +135,7 @@ def write_doc(section_name: str, dump: dict) -> None:
         section += f"\n![latency and throughput against N]({plot_path.name})\n"
     report.update_doc(DOC, section_name, section)
     print(f"\nwrote {DOC.relative_to(ROOT)}, {results_path.relative_to(ROOT)}"
-          + (f", {plot_path.relative_to(ROOT)}" if plotted else " (no plot: pip install matplotlib)"))
+          + (f", {plot_path.relative_to(ROOT)}" if plotted else " (no plot)"))
 
 
 def override(sizes: figures.Sizes, settings: list[str]) -> figures.Sizes:

@@ -155,3 +155,9 @@ def test_plot_skips_a_figure_that_failed_on_one_side(tmp_path):
                          "baseline": {"1000": {"last": 10.0, "failures": {}}}}}
     assert report.plot(results, tmp_path / "plot.png") is True
     assert (tmp_path / "plot.png").stat().st_size > 0
+
+
+def test_no_plot_when_there_is_nothing_against_n(tmp_path):
+    results = {"hold": {"gateway": {"cps": 100}, "baseline": {"cps": 100}}}
+    assert report.plot(results, tmp_path / "plot.png") is False
+    assert not (tmp_path / "plot.png").exists()
