@@ -135,9 +135,10 @@ class Session:
 
     def _receive(self, events: int) -> None:
         ws = self.ws
-        ws.receive_available()
-        if not ws.ended and events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
-            ws.ended = True  # readable for an error that recv() did not report
+        line_gone = bool(events & (select.POLLERR | select.POLLHUP | select.POLLNVAL))
+        ws.receive_available(drain=line_gone)  # what arrived before the end still counts
+        if line_gone and not ws.ended:
+            ws.ended = True  # an error that recv() did not report
             ws.connected = False
         self._take_frames()
 

@@ -213,9 +213,11 @@ class CpWebSocket(simple_websocket.Server):
         self.connected = self._handle_events()
         self.ended = not self.connected
 
-    def receive_available(self) -> None:
+    def receive_available(self, drain: bool = False) -> None:
         """Handle what the socket holds (the owner's poll said it is readable): complete messages go to
-        ``input_buffer``; :attr:`ended` turns True when the stream is over."""
+        ``input_buffer``; :attr:`ended` turns True when the stream is over. One read suffices when
+        poll() will say so again if more is there; with `drain`, read until nothing is left (the
+        line is gone and poll() will not tell again)."""
         sock = self.sock
         try:
             while not self.ended:
@@ -228,7 +230,7 @@ class CpWebSocket(simple_websocket.Server):
                 self.ws.receive_data(data)
                 if not self._handle_events():
                     self.ended = True
-                elif not sock.pending():
+                elif not drain and not sock.pending():
                     return
         except (OSError, LocalProtocolError):
             self.ended = True
