@@ -6,6 +6,7 @@ few hundred CPs are connected; paho's select() cannot wait on it and never conne
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import uuid
 
@@ -20,6 +21,9 @@ SELECT_LIMIT = 1024  # FD_SETSIZE
 @pytest.fixture
 def low_descriptors_taken():
     """Hold every descriptor below 1024 for the test, as thousands of CP connections would."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2 * SELECT_LIMIT:  # a default soft limit of 1024 would stop us one short
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * SELECT_LIMIT), hard))
     held = []
     try:
         while True:
@@ -31,6 +35,7 @@ def low_descriptors_taken():
     finally:
         for fd in held:
             os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_client_on_a_descriptor_above_1024_connects_publishes_and_receives(broker, low_descriptors_taken):
