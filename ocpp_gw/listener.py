@@ -21,6 +21,7 @@ OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 DESCRIPTOR_PAUSE = 0.1
 # ...and says so at most this often (with the count since), not ten times a second.
 DESCRIPTOR_WARNING_EVERY = 10.0
+DESCRIPTOR_HINT = "raise the open files limit, LimitNOFILE: each charge point needs two"
 
 
 def _format_peer(address) -> str:
@@ -94,8 +95,8 @@ class Listener:
         now = time.monotonic()
         if now - self._descriptor_warned_at >= DESCRIPTOR_WARNING_EVERY:
             log.warning("cannot accept on %s: %s (%d time(s) since the last warning; connections "
-                        "wait in the backlog; raise the open files limit, LimitNOFILE: each charge "
-                        "point needs two)", self.name, err.strerror, self._descriptor_misses)
+                        "wait in the backlog; %s)", self.name, err.strerror, self._descriptor_misses,
+                        DESCRIPTOR_HINT)
             self._descriptor_warned_at = now
             self._descriptor_misses = 0
         time.sleep(DESCRIPTOR_PAUSE)
@@ -144,9 +145,9 @@ class Connection:
                 if err.errno not in OUT_OF_DESCRIPTORS:
                     raise
                 # The doorbell's eventfd could not be opened: tell the CP, which will retry later.
-                log.warning("[%s] no file descriptor left for the connection from %s: %s (raise the "
-                            "open files limit, LimitNOFILE; each charge point needs two)",
-                            decision.cid, self.peer, err.strerror, extra={"cid": decision.cid})
+                log.warning("[%s] no file descriptor left for the connection from %s: %s (%s)",
+                            decision.cid, self.peer, err.strerror, DESCRIPTOR_HINT,
+                            extra={"cid": decision.cid})
                 self.runtime.stats.incr("refused.no_file_descriptors")
                 self._refuse(handshake.Refusal(503, "out of file descriptors", {"Retry-After": "10"}))
                 return

@@ -57,11 +57,12 @@ class LockedSocket:
     def send(self, data: bytes) -> int:
         """Write all of `data`, waiting while the CP's window is full; TimeoutError after send_timeout."""
         with self.write_lock:
-            view = memoryview(data)
+            # Usually one send takes it all; only a partial send pays for the copy of what is left.
+            rest = bytes(data)
             deadline = None
-            while view:
+            while rest:
                 try:
-                    sent = gil_io.send_nowait(self._fd, view) if self._plain else self._sock.send(view)
+                    sent = gil_io.send_nowait(self._fd, rest) if self._plain else self._sock.send(rest)
                     if sent is None:
                         raise BlockingIOError
                 except _NOTHING_YET as err:
@@ -70,7 +71,7 @@ class LockedSocket:
                     self._wait_until(deadline, select.POLLIN if isinstance(err, ssl.SSLWantReadError)
                                      else select.POLLOUT)
                     continue
-                view = view[sent:]
+                rest = rest[sent:]
         return len(data)
 
     def _wait_until(self, deadline: float, events: int) -> None:

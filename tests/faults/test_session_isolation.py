@@ -13,15 +13,8 @@ import json
 
 from tests.faults._support import resources, settle_resources, start_gateway
 from tests.helpers import json_matches
-from tests.integration._support import connect_cp, recv_frame, topics, wait_closed
+from tests.integration._support import EMQX4, connect_cp, recv_frame, topics, wait_closed
 
-EMQX4 = {
-    "ocpp.payload_format": "bare",
-    "ocpp.upstream.topic": "${clientid}/up/${type}/${action}/${id}",
-    "ocpp.upstream.reply_topic": "${clientid}/up/${type}/${action}/${id}",
-    "ocpp.upstream.error_topic": "${clientid}/up/${type}/${action}/${id}",
-    "ocpp.dnstream.topic": "${clientid}/dn/${type}/${action}/${id}",
-}
 BOOT = {"chargePointVendor": "Vendor", "chargePointModel": "Model"}
 HEARTBEAT_REPLY = {"currentTime": "2026-01-01T00:00:00Z"}
 

@@ -37,6 +37,16 @@ FAST_SETTINGS = {
 }
 
 
+# The EMQX 4.x topic layout in bare payload mode (issue 9), for tests that run a gateway that way.
+EMQX4 = {
+    "ocpp.payload_format": "bare",
+    "ocpp.upstream.topic": "${clientid}/up/${type}/${action}/${id}",
+    "ocpp.upstream.reply_topic": "${clientid}/up/${type}/${action}/${id}",
+    "ocpp.upstream.error_topic": "${clientid}/up/${type}/${action}/${id}",
+    "ocpp.dnstream.topic": "${clientid}/dn/${type}/${action}/${id}",
+}
+
+
 def unique_mountpoint() -> str:
     return f"it-{uuid.uuid4().hex[:10]}/"
 

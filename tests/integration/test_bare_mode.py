@@ -9,13 +9,7 @@ from websockets.sync.client import connect as ws_connect
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 
-EMQX4 = {
-    "ocpp.payload_format": "bare",
-    "ocpp.upstream.topic": "${clientid}/up/${type}/${action}/${id}",
-    "ocpp.upstream.reply_topic": "${clientid}/up/${type}/${action}/${id}",
-    "ocpp.upstream.error_topic": "${clientid}/up/${type}/${action}/${id}",
-    "ocpp.dnstream.topic": "${clientid}/dn/${type}/${action}/${id}",
-}
+from tests.integration._support import EMQX4
 
 
 class Charger(ChargePoint):
