@@ -118,7 +118,7 @@ test-packaging: deps-test deps-deb $(TEST_INSTALL)
 # central system, same load, same run. `make bench BENCH_ARGS=--quick` is a smoke check under a minute.
 BENCH_ARGS ?=
 bench: deps-run $(TEST_INSTALL)
-	@$(VENV_PY) -c 'import matplotlib' 2>/dev/null || $(VENV_PY) -m pip install -q 'matplotlib>=3.7'
+	@[ -x $(VENV)/bin/py-spy ] || $(VENV_PY) -m pip install -q -e '.[test,bench]'
 	$(VENV_PY) -m bench $(BENCH_ARGS)
 
 clean:

@@ -43,9 +43,10 @@ setup(
             "websockets>=13.0",
             "hypothesis>=6.90",
             "selenium==4.36.0",  # drives Debian's chromium through chromium-driver (tests/browser)
+            "matplotlib>=3.7",  # tests/bench_tools check the plot that make bench draws
         ],
-        # make bench only: the plot in docs/performance.md and --profile
-        "bench": ["matplotlib>=3.7", "py-spy>=0.3"],
+        # make bench only: --profile
+        "bench": ["py-spy>=0.3"],
     },
     entry_points={"console_scripts": ["ocpp-gw = ocpp_gw.cli:main"]},
     data_files=[

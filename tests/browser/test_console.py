@@ -21,7 +21,10 @@ BOOT = {"chargePointVendor": "Acme", "chargePointModel": "Depot-22", "firmwareVe
 
 
 def wait(page, condition, timeout: float = 10.0, message: str = ""):
-    return WebDriverWait(page, timeout, poll_frequency=0.1).until(lambda driver: condition(), message)
+    # The console re-renders its tables on each refresh, so an element found a moment ago may be gone: try again.
+    return WebDriverWait(page, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(lambda driver: condition(),
+                                                                                      message)
 
 
 def css(page, selector: str):
@@ -109,17 +112,24 @@ def test_kick_closes_the_connection_and_the_page_shows_it_gone(page, console_gat
         boot(other)
         open_console(page, console_gateway)
         wait(page, lambda: row(page, "chargers", "CP024"))
-        row(page, "chargers", "CP024").find_element(By.CSS_SELECTOR, "button[data-kick]").click()
+        wait(page, lambda: act_in_row(page, "chargers", "CP024", "button[data-kick]"))
         wait(page, lambda: css(page, "#confirm[open]"))
         assert "Kick CP024?" in text_of(page, "#confirm-text")
         screenshot("kick-confirm")
         page.find_element(By.ID, "confirm-ok").click()
         closed = wait_closed(cp)
         assert (closed.code, closed.reason) == (1000, "kicked")
-        wait(page, lambda: (r := row(page, "chargers", "CP024")) is not None and "gone" in r.get_attribute("class"))
-        assert "kicked" in row(page, "chargers", "CP024").text
-        assert not row(page, "chargers", "CP024").find_elements(By.CSS_SELECTOR, "button[data-kick]")
-        assert "live" in row(page, "chargers", "CP027").get_attribute("class")
+
+        def kicked_row():  # read in one go, so a re-render in between cannot mix two renderings
+            kicked, other = row(page, "chargers", "CP024"), row(page, "chargers", "CP027")
+            if kicked is None or "gone" not in kicked.get_attribute("class"):
+                return None
+            return (kicked.text, kicked.find_elements(By.CSS_SELECTOR, "button[data-kick]"),
+                    other.get_attribute("class"))
+        text, kick_buttons, other_class = wait(page, kicked_row)
+        assert "kicked" in text
+        assert not kick_buttons
+        assert "live" in other_class
         screenshot("chargers-after-kick")
         page.set_window_size(1280, 420)  # the README's picture: the table without the empty page below
         try:
@@ -140,9 +150,10 @@ def test_kick_can_be_cancelled(page, console_gateway):
     assert not any("kicked" in line for line in console_gateway.logs)
 
 
-def click_in_row(page, table, cid, selector) -> bool:
+def act_in_row(page, table, cid, selector, action=lambda element: element.click()) -> bool:
+    """Find `selector` in the current row of `cid` and act on it; False when the row is (re)rendering."""
     try:
-        row(page, table, cid).find_element(By.CSS_SELECTOR, selector).click()
+        action(row(page, table, cid).find_element(By.CSS_SELECTOR, selector))
         return True
     except (StaleElementReferenceException, AttributeError):
         return False
@@ -171,11 +182,12 @@ def test_a_credential_added_on_the_page_lets_a_new_charger_connect(page, console
     # The security profile and removal, from the same page.
     page.get(console_gateway.admin_url("/#/credentials"))
     wait(page, lambda: row(page, "credentials", "DEPOT-NEW-7"))
-    Select(row(page, "credentials", "DEPOT-NEW-7").find_element(By.CSS_SELECTOR, "select")).select_by_value("2")
+    wait(page, lambda: act_in_row(page, "credentials", "DEPOT-NEW-7", "select",
+                                  lambda element: Select(element).select_by_value("2")))
     wait(page, lambda: "security profile 2" in text_of(page, "#credential-message"))
     assert auth.load_credentials(str(passwd_copy))["DEPOT-NEW-7"].profile == 2
     # The table is re-rendered after the profile change: click in whichever row is current.
-    wait(page, lambda: click_in_row(page, "credentials", "DEPOT-NEW-7", "button[data-remove]"))
+    wait(page, lambda: act_in_row(page, "credentials", "DEPOT-NEW-7", "button[data-remove]"))
     wait(page, lambda: css(page, "#confirm[open]"))
     page.find_element(By.ID, "confirm-ok").click()
     wait(page, lambda: row(page, "credentials", "DEPOT-NEW-7") is None)
