@@ -30,6 +30,9 @@ WAITING = "WAITING"
 CS_CALL = "CS_CALL"
 CSMS_CALL = "CSMS_CALL"
 
+# More than 68 years is "never" (and more than a float holds would raise): the keepalive uses this.
+MAX_HEARTBEAT_INTERVAL = 2**31 - 1
+
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_PROTOCOL_ERROR = 1002
@@ -361,15 +364,19 @@ class Pipe:
             self.stats.incr("dnstream.late_replies")
         self._cp_call = None
         if current.action == "BootNotification" and isinstance(reply, CallResult):
-            self._adopt_heartbeat_interval(reply.payload)
+            self._adopt_heartbeat_interval(reply.payload, reply.unique_id)
         self.stats.incr("dnstream.replies")
         self._to_cp(reply)
 
-    def _adopt_heartbeat_interval(self, payload: dict) -> None:
+    def _adopt_heartbeat_interval(self, payload: dict, unique_id: str) -> None:
         interval = payload.get("interval")
         if payload.get("status") != "Accepted" or not isinstance(interval, int) \
                 or isinstance(interval, bool) or interval < 0:
             return
+        if interval > MAX_HEARTBEAT_INTERVAL:
+            self._warn(f"heartbeat interval from the CSMS is more than {MAX_HEARTBEAT_INTERVAL} s; "
+                       f"the keepalive check uses {MAX_HEARTBEAT_INTERVAL} s", unique_id, "BootNotification")
+            interval = MAX_HEARTBEAT_INTERVAL
         self.heartbeat_interval = float(interval)
         log.info("[%s] heartbeat interval %ss", self.cid, interval, extra=self._fields())
 

@@ -12,7 +12,6 @@ the pipe and sends what the pipe emitted, then sleeps until the next event or de
 from __future__ import annotations
 
 import logging
-import math
 import select
 import socket
 import threading
@@ -26,7 +25,7 @@ from . import frames
 from .doorbell import Doorbell
 from .history import TO_CP
 from .pipe import Adopted, Close, Disconnected, Pipe, drain
-from .websocket import CpWebSocket, LockedSocket
+from .websocket import CpWebSocket, LockedSocket, poll_timeout_ms
 
 log = logging.getLogger("ocpp_gw.session")
 
@@ -125,8 +124,7 @@ class Session:
             self._flush()
             if pipe.closed is not None:
                 return
-            # Rounded up: waking a fraction of a millisecond early would only poll again.
-            timeout = None if deadline is None else max(0, math.ceil((deadline - clock()) * 1000.0))
+            timeout = None if deadline is None else poll_timeout_ms(deadline - clock())
             for fd, events in poller.poll(timeout):
                 if fd == sock_fd:
                     self._receive(events)
@@ -265,7 +263,7 @@ class Session:
         poller.register(self._sock.fileno(), select.POLLIN)
         while not ws.ended:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not poller.poll(remaining * 1000.0):
+            if remaining <= 0 or not poller.poll(poll_timeout_ms(remaining)):
                 return
             ws.receive_available()
 

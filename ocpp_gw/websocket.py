@@ -17,6 +17,7 @@ gigabytes before simple-websocket's size check ever sees them.
 
 from __future__ import annotations
 
+import math
 import select
 import socket
 import ssl
@@ -36,6 +37,17 @@ from . import gil_io
 CLOSE_TOO_BIG = 1009
 
 _NOTHING_YET = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_LONGEST_POLL_MS = 2**31 - 1  # poll() takes a C int; a longer wait only wakes once to wait again
+
+
+def poll_timeout_ms(seconds: float) -> int:
+    """``poll()``'s timeout for a wait of `seconds` (rounded up: waking a fraction of a millisecond
+    early would only poll again), never below 0 nor above what poll() accepts."""
+    if seconds <= 0:
+        return 0
+    if seconds >= _LONGEST_POLL_MS / 1000.0:  # also infinity
+        return _LONGEST_POLL_MS
+    return math.ceil(seconds * 1000.0)
 
 
 class LockedSocket:
@@ -80,7 +92,7 @@ class LockedSocket:
             raise TimeoutError(f"send not complete after {self._send_timeout:g}s")
         poller = select.poll()
         poller.register(self._sock, events)
-        poller.poll(remaining * 1000.0)
+        poller.poll(poll_timeout_ms(remaining))
 
     def recv(self, n: int) -> bytes | None:
         """What has arrived, up to `n` bytes; b"" at the end of the stream, None if nothing has yet."""

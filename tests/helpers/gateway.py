@@ -74,6 +74,8 @@ class GatewayProcess:
         self.process: subprocess.Popen | None = None
         self.output: OutputLines | None = None
         self.open_files_limit: int | None = None  # RLIMIT_NOFILE (soft and hard) for the process
+        self.python_path: list[Path] = []  # searched before the tree, e.g. for a fault-injecting sitecustomize
+        self.env: dict[str, str] = {}
 
     # addresses
     @property
@@ -112,8 +114,9 @@ class GatewayProcess:
         return self.process.poll() if self.process else None
 
     def start(self, ready_timeout: float = 20.0) -> "GatewayProcess":
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [*map(str, self.python_path), str(ROOT),
+                                                          env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ocpp_gw", "-c", str(self.config_path)],
             cwd=ROOT,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ocpp_gw.frames import Call, CallError, CallResult
-from ocpp_gw.pipe import (CS_CALL, CSMS_CALL, WAITING, Adopted, Close, Disconnected, Pipe,
+from ocpp_gw.pipe import (CS_CALL, CSMS_CALL, WAITING, MAX_HEARTBEAT_INTERVAL, Adopted, Close, Disconnected, Pipe,
                           PipeConfig, Upstream, drain)
 from ocpp_gw.stats import Stats
 
@@ -330,6 +330,15 @@ def test_keepalive_deadline_follows_the_last_bytes_received():
     assert h.step() == h.clock.now + 0.001 and h.pipe.closed is None
     h.advance(0.001)
     assert h.pipe.closed == Close(1001, "heartbeat timeout")
+
+
+@pytest.mark.parametrize("interval", [2**31, 10**20, 10**400], ids=["2**31", "10**20", "10**400"])
+def test_an_interval_too_long_to_matter_is_capped_and_the_cp_stays_served(h, interval, caplog):
+    h.cp_sends(BOOT)
+    h.csms_sends(boot_accepted(interval))
+    assert h.pipe.heartbeat_interval == MAX_HEARTBEAT_INTERVAL == 2**31 - 1
+    assert "heartbeat interval from the CSMS is more than 2147483647 s" in caplog.text
+    assert h.advance(86_400 * 365) > h.clock.now and h.pipe.closed is None
 
 
 def test_interval_zero_disables_keepalive():
