@@ -1,11 +1,13 @@
 """The bench's pure parts: summaries, frames and answers, splitting, credentials, profiles, the table."""
 
 import base64
+import os
+import threading
 import json
 
 import pytest
 
-from bench import credentials, hotspots, report
+from bench import credentials, hotspots, report, threads
 from bench.generators import shares
 from bench.numbers import latency_summary, percentile, ratio
 from bench.ocppj import answer_payload, call_frame, envelope_answer, utc_iso
@@ -161,3 +163,16 @@ def test_no_plot_when_there_is_nothing_against_n(tmp_path):
     results = {"hold": {"gateway": {"cps": 100}, "baseline": {"cps": 100}}}
     assert report.plot(results, tmp_path / "plot.png") is False
     assert not (tmp_path / "plot.png").exists()
+
+
+def test_thread_roles_come_from_py_spy_dump_with_connection_threads_grouped():
+    dump = ('Process 7: python -m ocpp_gw\nThread 7 (idle): "MainThread"\n    wait (threading.py:320)\n'
+            'Thread 8 (active): "paho-mqtt-client-gw"\nThread 9 (idle): "ocpp-cp-CP001"\n'
+            'Thread 10 (idle): "ocpp-cp-DEPOT-7"\n')
+    assert threads.roles_in_dump(dump) == {7: "MainThread", 8: "paho-mqtt-client-gw", 9: "ocpp-cp", 10: "ocpp-cp"}
+
+
+def test_thread_sample_reads_cpu_and_switches_of_every_thread_of_a_process():
+    readings = threads.sample(os.getpid())
+    assert threading.get_native_id() in readings
+    assert all(len(reading) == 3 and min(reading) >= 0 for reading in readings.values())
