@@ -176,6 +176,8 @@ class Pipe:
         self._csms_call: _CsmsCall | None = None
         self._pending: deque[Call] = deque()
         self._recent: OrderedDict[str, str] = OrderedDict()  # sent CSMS call id -> action
+        # Ids of CSMS calls the CP answered: a QoS 1 redelivery of one must not reach the CP again.
+        self._answered: OrderedDict[str, None] = OrderedDict()
         self._bad_frames = 0
         self._idle_deadline: float | None = now + config.idle_timeout if config.idle_timeout else None
 
@@ -299,6 +301,7 @@ class Pipe:
             self._warn("dropped CP reply: it matches no recent CSMS call", reply.unique_id)
             self.stats.incr("dropped.cp_reply_unmatched")
             return
+        self._remember(self._answered, reply.unique_id, None)
         if current is None or current.call.unique_id != reply.unique_id:
             log.info("[%s] late reply %s to %s forwarded", self.cid, reply.unique_id, action,
                      extra=self._fields(reply.unique_id, action))
@@ -335,7 +338,7 @@ class Pipe:
         if self._knows_csms_call(call.unique_id):
             # e.g. handed over by another gateway instance that had received it too
             self._warn(f"duplicate CSMS call {call.action} dropped: this UniqueId is already "
-                       "queued, out or recently sent", call.unique_id, call.action)
+                       "queued, out, or recently sent or answered", call.unique_id, call.action)
             self.stats.incr("dropped.duplicate_csms_call")
             return
         if len(self._pending) >= self.config.max_mqueue_len:
@@ -345,7 +348,13 @@ class Pipe:
         self._pending.append(call)
 
     def _knows_csms_call(self, unique_id: str) -> bool:
-        return unique_id in self._recent or any(c.unique_id == unique_id for c in self._pending)
+        return (unique_id in self._recent or unique_id in self._answered
+                or any(c.unique_id == unique_id for c in self._pending))
+
+    def _remember(self, memory: OrderedDict, unique_id: str, value) -> None:
+        memory[unique_id] = value
+        while len(memory) > self.config.recent_csms_calls:
+            memory.popitem(last=False)
 
     def _on_csms_reply(self, reply: CallResult | CallError) -> None:
         current = self._cp_call
@@ -433,9 +442,7 @@ class Pipe:
         now = self.clock()
         self._csms_call = _CsmsCall(call, now + self.config.awaiting_timeout,
                                     now + self.config.retry_interval)
-        self._recent[call.unique_id] = call.action
-        while len(self._recent) > self.config.recent_csms_calls:
-            self._recent.popitem(last=False)
+        self._remember(self._recent, call.unique_id, call.action)
         self.stats.incr("dnstream.calls")
         self._to_cp(call)
         return True

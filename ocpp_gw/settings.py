@@ -512,7 +512,10 @@ connection with code 1002. A well-formed frame resets the count. (Not in EMQX.)"
         Key("ocpp.recent_csms_calls", Integer(1), "16", """
 How many of its latest CSMS calls the gateway remembers per charge point, so that a late
 answer, or one that comes after a call of the charge point's own, is still forwarded
-upstream with its Action. Answers to older calls are dropped with a warning. (Not in EMQX.)"""),
+upstream with its Action. Answers to older calls are dropped with a warning. As many
+answered calls are remembered too: the same call delivered again (MQTT QoS 1 allows it, e.g.
+after a broker restart) is dropped with a warning instead of reaching the charge point twice.
+(Not in EMQX.)"""),
         Key("ocpp.close_timeout", Duration(), "1s", """
 How long the gateway waits for a charge point to answer its WebSocket close frame before it
 drops the TCP connection. (Not in EMQX.)"""),

@@ -550,6 +550,28 @@ def test_csms_call_with_the_id_of_a_queued_or_sent_call_is_dropped_as_duplicate(
     assert h.stats.get("dropped.duplicate_csms_call") == 2
 
 
+def test_csms_call_delivered_again_after_the_cp_answered_it_is_dropped_as_duplicate(h):
+    h.csms_sends(RESET)
+    assert h.to_cp() == [RESET]
+    h.cp_sends([3, RESET.unique_id, {"status": "Accepted"}])
+    assert len(h.to_csms()) == 1
+    h.csms_sends(RESET)  # a QoS 1 redelivery, e.g. after a broker restart
+    assert h.to_cp() == []
+    assert h.stats.get("dropped.duplicate_csms_call") == 1
+
+
+def test_only_the_latest_answered_csms_calls_are_remembered():
+    h = Harness(recent_csms_calls=2)
+    calls = [Call(f"r{n}", "Reset", {"type": "Soft"}) for n in range(3)]
+    for call in calls:
+        h.csms_sends(call)
+        assert h.to_cp() == [call]
+        h.cp_sends([3, call.unique_id, {"status": "Accepted"}])
+    h.csms_sends(calls[0], calls[2])  # r0 is forgotten, r2 is not
+    assert h.to_cp() == [calls[0]]
+    assert h.stats.get("dropped.duplicate_csms_call") == 1
+
+
 def test_cp_heartbeating_exactly_on_time_with_network_delay_stays_connected():
     h = Harness(heartbeat_interval=30, idle_timeout=0)
     h.cp_sends(BOOT)
