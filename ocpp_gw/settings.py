@@ -487,8 +487,8 @@ Heartbeat interval assumed for a charge point until an accepted BootNotification
 sets one (its interval field). The gateway disconnects (close code 1001) a charge point from
 which nothing arrived for interval x ocpp.heartbeat_checking_times_backoff, plus half an interval
 of tolerance for network delay, counted from the last bytes received. 0 turns the check off, as an
-interval of 0 in a BootNotification answer does; an answer's interval above 2147483647 s (68 years)
-counts as that, with a warning."""),
+interval of 0 in a BootNotification answer does. An answer's interval above 2147483647 s
+(68 years) is taken as 2147483647 s, with a warning."""),
         Key("ocpp.heartbeat_checking_times_backoff", Number(1), "1", """
 How many heartbeat intervals of silence are tolerated before a charge point is disconnected;
 see ocpp.default_heartbeat_interval."""),
