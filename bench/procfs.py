@@ -18,9 +18,10 @@ def status(pid: int) -> dict[str, int]:
     return values
 
 
-def cpu_split(pid: int) -> tuple[float, float]:
-    """(utime, stime) of the whole process (all threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as file:
+def cpu_split(pid: int, tid: int | None = None) -> tuple[float, float]:
+    """(utime, stime) in seconds: of the whole process (all threads), or of its thread `tid`."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    with open(path) as file:
         text = file.read()
     fields = text[text.rindex(")") + 2:].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15.

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+from . import procfs
 
 
 def thread_names(pid: int) -> dict[int, str]:
@@ -36,20 +36,17 @@ def roles_in_dump(dump: str) -> dict[int, str]:
     return names
 
 
-def sample(pid: int) -> dict[int, tuple[int, int, int]]:
-    """Per thread id: (utime + stime ticks, voluntary switches, involuntary switches)."""
+def sample(pid: int) -> dict[int, tuple[float, int, int]]:
+    """Per thread id: (CPU seconds, voluntary switches, involuntary switches)."""
     readings = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    for tid in map(int, os.listdir(f"/proc/{pid}/task")):
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as file:
-                stat = file.read()
+            cpu = sum(procfs.cpu_split(pid, tid))
             with open(f"/proc/{pid}/task/{tid}/status") as file:
                 status = dict(line.split(":\t", 1) for line in file if ":\t" in line)
         except OSError:  # the thread ended meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        readings[int(tid)] = (int(fields[11]) + int(fields[12]), int(status["voluntary_ctxt_switches"]),
-                              int(status["nonvoluntary_ctxt_switches"]))
+        readings[tid] = (cpu, int(status["voluntary_ctxt_switches"]), int(status["nonvoluntary_ctxt_switches"]))
     return readings
 
 
@@ -63,11 +60,11 @@ def per_role(pid: int, seconds: float, rate: float) -> dict[str, dict[str, float
     totals: dict[str, list[int]] = {}
     for tid, end in after.items():
         if tid in before:
-            role = totals.setdefault(names.get(tid, "?"), [0, 0, 0, 0])  # ticks, switches, threads
+            role = totals.setdefault(names.get(tid, "?"), [0, 0, 0, 0])  # CPU s, switches, threads
             for i, (b, e) in enumerate(zip(before[tid], end)):
                 role[i] += e - b
             role[3] += 1
-    return {role: {"threads": t[3], "cpu_us_per_message": 1e6 * t[0] / _TICKS / messages,
+    return {role: {"threads": t[3], "cpu_us_per_message": 1e6 * t[0] / messages,
                    "voluntary_switches_per_message": t[1] / messages,
                    "involuntary_switches_per_message": t[2] / messages}
             for role, t in sorted(totals.items(), key=lambda item: -item[1][0])}
