@@ -27,7 +27,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["ocpp_gw", "ocpp_gw.*"]),
-    package_data={"ocpp_gw.console": ["index.html", "console.js", "console.css"]},
+    package_data={"ocpp_gw.admin.console": ["index.html", "console.js", "console.css"]},
     install_requires=[
         "simple-websocket>=1.0",
         "paho-mqtt>=2.0",

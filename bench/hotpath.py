@@ -17,11 +17,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request, TextMessage
 
-from ocpp_gw import envelope, frames
-from ocpp_gw.mqtt_client import BufferedClient
-from ocpp_gw.pipe import Pipe, PipeConfig, drain
+from ocpp_gw.protocol import envelope
+from ocpp_gw.protocol import frames
+from ocpp_gw.mqtt.client import BufferedClient
+from ocpp_gw.protocol.pipe import Pipe, PipeConfig, drain
 from ocpp_gw.stats import Stats
-from ocpp_gw.topics import Template
+from ocpp_gw.protocol.topics import Template
 
 HEARTBEAT = '[2,"123456","Heartbeat",{}]'
 ANSWER = b'{"MessageTypeId":3,"UniqueId":"123456","Payload":{"currentTime":"2026-11-22T23:00:00.000Z"}}'

@@ -17,7 +17,7 @@ import time
 
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ocpp_gw.mqtt_client import BufferedClient
+from ocpp_gw.mqtt.client import BufferedClient
 
 from .ocppj import envelope_answer, utc_iso
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jsonschema import Draft4Validator  # noqa: E402
 
-from ocpp_gw.schemas import SchemaChecker, default_schema_dir  # noqa: E402
+from ocpp_gw.protocol.schemas import SchemaChecker, default_schema_dir  # noqa: E402
 
 METER_VALUES = {
     "connectorId": 1, "transactionId": 42,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from .pipe import PipeConfig
+from .protocol.pipe import PipeConfig
 from .stats import Stats
 
 

@@ -13,13 +13,15 @@ import sys
 import threading
 import time
 
-from . import auth, logs, systemd
-from .admin import AdminServer
-from .bridge import Bridge
-from .listener import Listener
-from .registry import Registry
+from . import logs, systemd
+from . import auth
+from .admin import access as admin_access
+from .admin.api import AdminServer
+from .mqtt.bridge import Bridge
+from .chargers.listener import Listener
+from .chargers.registry import Registry
 from .runtime import Runtime
-from .tls import make_ssl_context
+from .chargers.tls import make_ssl_context
 
 log = logging.getLogger("ocpp_gw.service")
 
@@ -82,7 +84,7 @@ def make_auth(settings):
 def make_checker(settings):
     if settings["ocpp.message_format_checking"] == "disable":
         return None
-    from . import schemas
+    from .protocol import schemas
     directory = settings["ocpp.json_schema_dir"] or schemas.default_schema_dir()
     try:
         return schemas.SchemaChecker(directory, settings["ocpp.json_schema_id_prefix"])
@@ -124,6 +126,9 @@ class Service:
                                                make_ssl_context(settings)))
             if settings["admin.listener"]:
                 self.admin = AdminServer(self, settings["admin.listener"])
+        except admin_access.TokenError as err:
+            self.runtime.bridge.stop(0)
+            raise StartupError(f"admin.token_file: {err}") from err
         except (OSError, ssl.SSLError) as err:
             self.runtime.bridge.stop(0)
             raise StartupError(f"cannot listen: {err}") from err

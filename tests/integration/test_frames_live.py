@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ocpp_gw import frames
+from ocpp_gw.protocol import frames
 from tests.integration._support import (
     answered_marker,
     connect_cp,

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ocpp_gw.mqtt_client import BufferedClient
+from ocpp_gw.mqtt.client import BufferedClient
 
 SELECT_LIMIT = 1024  # FD_SETSIZE
 

@@ -74,7 +74,7 @@ def test_installed_command_accepts_the_shipped_config(installed_deb):
 
 def test_installed_gateway_runs_from_the_venv_with_its_bundled_schemas(installed_deb):
     result = run([str(VENV / "bin" / "python"), "-c",
-                  "import ocpp_gw, ocpp_gw.schemas as s; print(ocpp_gw.__file__); print(s.default_schema_dir())"])
+                  "import ocpp_gw, ocpp_gw.protocol.schemas as s; print(ocpp_gw.__file__); print(s.default_schema_dir())"])
     module, schemas = result.stdout.split()
     assert module.startswith(f"{VENV}/lib/python3")
     assert schemas == f"{VENV}/share/ocpp-gw/schemas"

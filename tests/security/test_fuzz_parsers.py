@@ -13,8 +13,9 @@ import string
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ocpp_gw import frames, handshake
-from ocpp_gw.handshake import Refusal, UpgradeRequest
+from ocpp_gw.protocol import frames
+from ocpp_gw.protocol import handshake
+from ocpp_gw.protocol.handshake import Refusal, UpgradeRequest
 from tests.security.wire import request_bytes
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

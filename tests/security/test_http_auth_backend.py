@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from ocpp_gw.auth import HttpBackend, make_backend
-from ocpp_gw.handshake import AuthUnavailable
+from ocpp_gw.protocol.handshake import AuthUnavailable
 from ocpp_gw.settings import loads
-from ocpp_gw.throttle import ThrottledBackend
+from ocpp_gw.auth.throttle import ThrottledBackend
 from tests.helpers import free_port
 from tests.security.wire import RawClient, basic
 

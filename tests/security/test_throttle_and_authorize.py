@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from ocpp_gw.handshake import PLAIN, AuthUnavailable, Refusal, Throttled, Transport, authorize, parse_request
-from ocpp_gw.throttle import FailureThrottle, ThrottledBackend, address_key
+from ocpp_gw.protocol.handshake import PLAIN, AuthUnavailable, Refusal, Throttled, Transport, authorize, parse_request
+from ocpp_gw.auth.throttle import FailureThrottle, ThrottledBackend, address_key
 from tests.helpers import password_for
 from tests.security.wire import RawClient, basic, request_bytes
 

@@ -1,4 +1,4 @@
-"""ocpp_gw.tls on its own: the server context, the CN rule, the certificate checks, the failure reasons."""
+"""ocpp_gw.chargers.tls on its own: the server context, the CN rule, the certificate checks, the failure reasons."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ssl
 import pytest
 
 from ocpp_gw.settings import loads
-from ocpp_gw.tls import TLS12_CIPHERS, certificate_refusal, handshake_failure, make_ssl_context, names, names_cid
+from ocpp_gw.chargers.tls import TLS12_CIPHERS, certificate_refusal, handshake_failure, make_ssl_context, names, names_cid
 
 
 def certificate(*subject: tuple[str, str]) -> dict:

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from ocpp_gw import admin_access
-from ocpp_gw.admin_access import (
+from ocpp_gw.admin import access as admin_access
+from ocpp_gw.admin.access import (
     AccessPolicy,
     Logins,
     TokenError,

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ocpp_gw.admin import RecentDisconnects, _config_text
-from ocpp_gw.registry import Registry
+from ocpp_gw.admin.api import RecentDisconnects, _config_text
+from ocpp_gw.chargers.registry import Registry
 
 
 class FakeHistory:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ocpp_gw import auth
+from ocpp_gw.auth import credentials_file, passwords
 from ocpp_gw.auth import (
     CredentialsError,
     FileBackend,
@@ -26,7 +27,7 @@ from ocpp_gw.auth import (
     remove_user,
     verify,
 )
-from ocpp_gw.handshake import Refusal, authorize, parse_request
+from ocpp_gw.protocol.handshake import Refusal, authorize, parse_request
 
 URL_SAFE = set(string.ascii_letters + string.digits + "-_")
 
@@ -149,8 +150,8 @@ def test_file_backend_refuses_an_unknown_user(passwd_file: Path) -> None:
 def test_known_and_unknown_users_cost_one_kdf_run_each(passwd_file: Path, monkeypatch, username: str) -> None:
     backend = FileBackend(str(passwd_file))
     runs = []
-    real_scrypt = auth._scrypt
-    monkeypatch.setattr(auth, "_scrypt", lambda *args: runs.append(args) or real_scrypt(*args))
+    real_scrypt = passwords._scrypt
+    monkeypatch.setattr(passwords, "_scrypt", lambda *args: runs.append(args) or real_scrypt(*args))
     backend.authenticate(username, "wrong")
     assert len(runs) == 1
 
@@ -384,7 +385,7 @@ def test_add_user_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
 
 def test_add_user_keeps_the_owner_and_group_of_the_file(passwd_file: Path, monkeypatch) -> None:
     changes = []
-    monkeypatch.setattr(auth, "_existing_owner", lambda path: (4242, 4343))
+    monkeypatch.setattr(credentials_file, "_existing_owner", lambda path: (4242, 4343))
     monkeypatch.setattr(os, "fchown", lambda fd, uid, gid: changes.append((uid, gid)))
     add_user(str(passwd_file), "CP009", "pw")
     assert changes == [(4242, 4343)]
@@ -396,7 +397,7 @@ def test_add_user_that_cannot_keep_the_owner_leaves_the_file_alone(passwd_file: 
     def refuse(fd, uid, gid):
         raise PermissionError
 
-    monkeypatch.setattr(auth, "_existing_owner", lambda path: (4242, 4343))
+    monkeypatch.setattr(credentials_file, "_existing_owner", lambda path: (4242, 4343))
     monkeypatch.setattr(os, "fchown", refuse)
     with pytest.raises(CredentialsError, match="owner"):
         add_user(str(passwd_file), "CP009", "pw")
@@ -574,7 +575,7 @@ def test_a_reconnect_with_the_same_password_skips_the_kdf(tmp_path, monkeypatch)
     backend = auth.FileBackend(path)
     runs = []
     real = auth.verify
-    monkeypatch.setattr(auth, "verify", lambda h, p: runs.append(p) or real(h, p))
+    monkeypatch.setattr(auth.backends, "verify", lambda h, p: runs.append(p) or real(h, p))
     assert backend.authenticate("CP1", "right-password")
     assert backend.authenticate("CP1", "right-password")
     assert not backend.authenticate("CP1", "wrong-password")

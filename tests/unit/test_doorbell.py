@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from ocpp_gw.doorbell import Doorbell
-from ocpp_gw.pipe import Channel, drain
+from ocpp_gw.netio.doorbell import Doorbell
+from ocpp_gw.protocol.pipe import Channel, drain
 
 
 def readable(bell: Doorbell) -> bool:

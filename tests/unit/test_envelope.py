@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from ocpp_gw import envelope
-from ocpp_gw.envelope import EnvelopeError
-from ocpp_gw.frames import Call, CallError, CallResult
+from ocpp_gw.protocol import envelope
+from ocpp_gw.protocol.envelope import EnvelopeError
+from ocpp_gw.protocol.frames import Call, CallError, CallResult
 
 
 def obj(data: bytes) -> dict:

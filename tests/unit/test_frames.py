@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ocpp_gw import frames
-from ocpp_gw.frames import Call, CallError, CallResult, FrameError, UnknownMessageType
+from ocpp_gw.protocol import frames
+from ocpp_gw.protocol.frames import Call, CallError, CallResult, FrameError, UnknownMessageType
 
 CASE_DIR = Path(__file__).resolve().parent.parent / "data" / "frames"
 EXPECTED_TYPES = {"call": Call, "callresult": CallResult, "callerror": CallError}

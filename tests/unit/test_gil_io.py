@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ocpp_gw import gil_io
+from ocpp_gw.netio import gil_io
 
 
 @pytest.fixture
@@ -130,8 +130,8 @@ def test_works_where_memory_may_not_be_writable_and_executable():
 import ctypes, socket
 libc = ctypes.CDLL(None, use_errno=True)
 assert libc.prctl(65, 1, 0, 0, 0) == 0, ctypes.get_errno()  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
-from ocpp_gw import gil_io
-from ocpp_gw.doorbell import Doorbell
+from ocpp_gw.netio import gil_io
+from ocpp_gw.netio.doorbell import Doorbell
 a, b = socket.socketpair()
 assert gil_io.send_nowait(a.fileno(), b"hi") == 2
 assert gil_io.recv_nowait(b.fileno(), gil_io.receive_buffer(8)) == b"hi"

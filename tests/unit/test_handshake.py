@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ocpp_gw.handshake import (
+from ocpp_gw.protocol.handshake import (
     MAX_REQUEST_BYTES,
     Refusal,
     UpgradeRequest,

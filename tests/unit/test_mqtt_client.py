@@ -6,7 +6,7 @@ import socket
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ocpp_gw.mqtt_client import BufferedClient
+from ocpp_gw.mqtt.client import BufferedClient
 
 
 def source(name):
@@ -109,13 +109,13 @@ def test_the_wake_up_socket_is_wrapped_and_still_wakes():
 
 
 def test_paho_waits_through_its_module_level_select():
-    from ocpp_gw.mqtt_client import poll_select
+    from ocpp_gw.mqtt.client import poll_select
     assert "select.select(" in source("_loop")
     assert mqtt.select.select is poll_select
 
 
 def test_poll_select_answers_like_select():
-    from ocpp_gw.mqtt_client import poll_select
+    from ocpp_gw.mqtt.client import poll_select
     a, b = socket.socketpair()
     try:
         assert poll_select([a], [], [], 0) == ([], [], [])
@@ -130,7 +130,7 @@ def test_poll_select_answers_like_select():
 
 
 def test_poll_select_refuses_a_closed_socket_like_select():
-    from ocpp_gw.mqtt_client import poll_select
+    from ocpp_gw.mqtt.client import poll_select
     a, b = socket.socketpair()
     a.close()
     b.close()

@@ -1,6 +1,6 @@
 """Held downstream messages for absent charge points, on a fake clock."""
 
-from ocpp_gw.offline import OfflineHold
+from ocpp_gw.mqtt.offline import OfflineHold
 
 
 class Clock:

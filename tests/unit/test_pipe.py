@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from ocpp_gw.frames import Call, CallError, CallResult
-from ocpp_gw.pipe import (CS_CALL, CSMS_CALL, WAITING, MAX_HEARTBEAT_INTERVAL, Adopted, Close, Disconnected, Pipe,
+from ocpp_gw.protocol.frames import Call, CallError, CallResult
+from ocpp_gw.protocol.pipe import (CS_CALL, CSMS_CALL, WAITING, MAX_HEARTBEAT_INTERVAL, Adopted, Close, Disconnected, Pipe,
                           PipeConfig, Upstream, drain)
 from ocpp_gw.stats import Stats
 
@@ -449,7 +449,7 @@ def test_next_deadline_is_the_earliest_timer(h):
 
 # -- message format checking (SPEC §7) --------------------------------------------------------
 
-from ocpp_gw.schemas import SchemaChecker, default_schema_dir  # noqa: E402
+from ocpp_gw.protocol.schemas import SchemaChecker, default_schema_dir  # noqa: E402
 
 CHECKER = SchemaChecker(default_schema_dir())
 

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from ocpp_gw.websocket import poll_timeout_ms
+from ocpp_gw.chargers.websocket import poll_timeout_ms
 
 
 @pytest.mark.parametrize("seconds, expected", [

@@ -16,7 +16,7 @@ from jsonschema import Draft4Validator
 from jsonschema.validators import validator_for
 from referencing.jsonschema import DRAFT4
 
-from ocpp_gw.schemas import MAX_DESCRIPTION, SchemaChecker, SchemaError, default_schema_dir
+from ocpp_gw.protocol.schemas import MAX_DESCRIPTION, SchemaChecker, SchemaError, default_schema_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO / "schemas"

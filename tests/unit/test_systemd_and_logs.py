@@ -6,7 +6,8 @@ import struct
 
 import pytest
 
-from ocpp_gw import logs, systemd
+from ocpp_gw import logs
+from ocpp_gw import systemd
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_journal_handler_sends_structured_ocpp_fields(datagram_socket):
     path, sock = datagram_socket
     handler = logs.JournalHandler(path)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    record = logging.LogRecord("ocpp_gw.pipe", logging.WARNING, __file__, 1,
+    record = logging.LogRecord("ocpp_gw.protocol.pipe", logging.WARNING, __file__, 1,
                                "[%s] dropped", ("CP001",), None)
     record.cid, record.unique_id, record.action = "CP001", "u-1", "Reset"
     handler.emit(record)

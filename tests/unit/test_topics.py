@@ -2,7 +2,7 @@
 
 import pytest
 
-from ocpp_gw.topics import Template, wildcard_subscription
+from ocpp_gw.protocol.topics import Template, wildcard_subscription
 
 EMQX_UP = "${clientid}/up/${type}/${action}/${id}"
 EMQX_DN = "${clientid}/dn/${type}/${action}/${id}"

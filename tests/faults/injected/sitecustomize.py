@@ -9,7 +9,7 @@ import os
 _cid = os.environ.get("OCPP_GW_FAULT_CID")
 
 if _cid:
-    from ocpp_gw import pipe
+    from ocpp_gw.protocol import pipe
 
     _step = pipe.Pipe.step
 

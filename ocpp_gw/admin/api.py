@@ -1,6 +1,6 @@
 """The admin listener: the JSON API of SPEC §8 and the operator console (docs/console.md).
 
-API (JSON; access rules in admin_access.py):
+API (JSON; access rules in access.py):
 
     GET    /api/v1/clients                 connected charge points
     GET    /api/v1/clients/<cid>           one of them, with its message history
@@ -34,9 +34,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import unquote
 
-from . import __version__, admin_access, auth
-from .handshake import cid_problem
-from .throttle import FailureThrottle, address_key
+from .. import __version__
+from . import access as admin_access
+from .. import auth
+from ..protocol.handshake import cid_problem
+from ..auth.throttle import FailureThrottle, address_key
 
 log = logging.getLogger("ocpp_gw.admin")
 
@@ -553,7 +555,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def console_files() -> dict[str, bytes]:
-    package = resources.files("ocpp_gw.console")
+    package = resources.files("ocpp_gw.admin.console")
     return {name: (package / name).read_bytes() for name, _ in set(CONSOLE_FILES.values())}
 
 
@@ -573,11 +575,8 @@ class AdminServer:
         settings = service.settings
         token = None
         if settings["admin.token_file"]:
-            try:
-                token = admin_access.load_token(settings["admin.token_file"])
-            except admin_access.TokenError as err:
-                from .service import StartupError  # here: service imports this module
-                raise StartupError(f"admin.token_file: {err}") from err
+            # raises admin_access.TokenError: the service turns it into a startup error
+            token = admin_access.load_token(settings["admin.token_file"])
         api = AdminApi(service)
         service.runtime.registry.on_disconnect.append(api.disconnects.record)
         self.httpd = _QuietServer(address, _Handler)

@@ -32,7 +32,7 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, ParseFailed
 from wsproto.utilities import LocalProtocolError
 
-from . import gil_io
+from ..netio import gil_io
 
 CLOSE_TOO_BIG = 1009
 

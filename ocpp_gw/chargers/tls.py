@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ssl
 
-from .handshake import Refusal
+from ..protocol.handshake import Refusal
 
 TLS12_CIPHERS = ":".join([
     "ECDHE-ECDSA-AES128-GCM-SHA256",

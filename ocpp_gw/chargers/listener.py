@@ -9,7 +9,8 @@ import ssl
 import threading
 import time
 
-from . import handshake, tls
+from ..protocol import handshake
+from . import tls
 from .session import Peer, Session
 
 log = logging.getLogger("ocpp_gw.listener")

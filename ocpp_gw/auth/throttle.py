@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Callable
 
-from .handshake import Throttled
+from ..protocol.handshake import Throttled
 
 log = logging.getLogger(__name__)
 

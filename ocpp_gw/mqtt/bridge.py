@@ -19,13 +19,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from . import envelope
-from .frames import Call, CallError, CallResult
-from .history import FROM_CSMS, TO_CSMS
-from .mqtt_client import BufferedClient
+from ..protocol import envelope
+from ..protocol.frames import Call, CallError, CallResult
+from ..protocol.history import FROM_CSMS, TO_CSMS
+from .client import BufferedClient
 from .offline import OfflineHold
-from .pipe import Upstream
-from .topics import Template
+from ..protocol.pipe import Upstream
+from ..protocol.topics import Template
 
 log = logging.getLogger("ocpp_gw.bridge")
 

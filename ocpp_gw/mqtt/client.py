@@ -29,7 +29,7 @@ import types
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
-from . import gil_io
+from ..netio import gil_io
 
 READ_SIZE = 65536
 

@@ -67,7 +67,7 @@ def default_schema_dir() -> Path:
     installed = Path(sys.prefix) / "share" / "ocpp-gw" / "schemas"
     if installed.is_dir():
         return installed
-    return Path(__file__).resolve().parent.parent / "schemas"
+    return Path(__file__).resolve().parents[2] / "schemas"
 
 
 class SchemaChecker:

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from simple_websocket import ConnectionClosed
 from wsproto.utilities import LocalProtocolError
 
-from . import frames
-from .doorbell import Doorbell
-from .history import TO_CP
-from .pipe import Adopted, Close, Disconnected, Pipe, drain
+from ..protocol import frames
+from ..netio.doorbell import Doorbell
+from ..protocol.history import TO_CP
+from ..protocol.pipe import Adopted, Close, Disconnected, Pipe, drain
 from .websocket import CpWebSocket, LockedSocket, poll_timeout_ms
 
 log = logging.getLogger("ocpp_gw.session")

@@ -1,0 +1,111 @@
+"""Password hashes: salted scrypt, self-describing (`scrypt$<n>$<r>$<p>$<salt>$<hash>`), verified in constant time."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+from typing import NamedTuple
+
+
+# n=2**13, r=8, p=1 uses 8 MiB; one verification measured 17-19 ms (best of 30: 17 ms) on a 2-core AMD EPYC VM
+# with OpenSSL 3.0 (n=2**14 took 39 ms): bounded work per login on a small appliance, costly to brute-force.
+SCRYPT_N = 2**13
+
+
+SCRYPT_R = 8
+
+
+SCRYPT_P = 1
+
+
+_SALT_BYTES = 16
+
+
+_HASH_BYTES = 32
+
+
+# A tampered file must not make us allocate without bound.
+_MAX_SCRYPT_MEMORY = 64 * 1024 * 1024
+
+
+class _ScryptHash(NamedTuple):
+    n: int
+    r: int
+    p: int
+    salt: bytes
+    digest: bytes
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(_SALT_BYTES)
+    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, _HASH_BYTES)
+    return "$".join(
+        ["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)]
+    )
+
+
+# A connection storm runs thousands of KDFs at once; more at a time than cores only adds memory churn.
+_KDF_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+
+def verify(stored_hash: str, password: str) -> bool:
+    """True when `password` matches `stored_hash`; False for a wrong password or a hash we cannot read."""
+    parsed = parse_hash(stored_hash)
+    if parsed is None:
+        return False
+    with _KDF_SLOTS:
+        candidate = _scrypt(password, parsed.salt, parsed.n, parsed.r, parsed.p, len(parsed.digest))
+    return hmac.compare_digest(candidate, parsed.digest)
+
+
+def generate_password() -> str:
+    """24 URL-safe characters (144 random bits)."""
+    return secrets.token_urlsafe(18)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
+    return hashlib.scrypt(
+        _password_bytes(password),
+        salt=salt, n=n, r=r, p=p, maxmem=_MAX_SCRYPT_MEMORY + 1024 * 1024, dklen=length,
+    )
+
+
+def _password_bytes(password: str) -> bytes:
+    # surrogateescape gives back the exact bytes a CP sent (see handshake.parse_basic_auth); any other lone
+    # surrogate still needs some deterministic encoding rather than an exception.
+    try:
+        return password.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return password.encode("utf-8", "surrogatepass")
+
+
+def _scrypt_memory(n: int, r: int, p: int) -> int:
+    return 128 * r * (n + 2) + 128 * r * p
+
+
+def parse_hash(text: str) -> _ScryptHash | None:
+    parts = text.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt" or not all(part.isdigit() for part in parts[1:4]):
+        return None
+    n, r, p = (int(part) for part in parts[1:4])
+    if n < 2 or n & (n - 1) or not 1 <= r <= 64 or not 1 <= p <= 16:
+        return None
+    if _scrypt_memory(n, r, p) > _MAX_SCRYPT_MEMORY:
+        return None
+    try:
+        salt = base64.b64decode(parts[4], validate=True)
+        digest = base64.b64decode(parts[5], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if not salt or not 16 <= len(digest) <= 64:
+        return None
+    return _ScryptHash(n, r, p, salt, digest)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
