@@ -1,0 +1,103 @@
+"""The OCPP-J versions the gateway speaks, each a table of its transport rules (SPEC §9).
+
+The codec, the pipe, the schema checker and the handshake consult a connection's
+:class:`OcppVersion` instead of testing version names. Sources for every rule:
+``reference/ocpp-j-versions.md`` (OCPP-J 1.6 §4, 2.0.1 Part 4 §4, 2.1 Part 4 §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CALL, CALLRESULT, CALLERROR, CALLRESULTERROR, SEND = 2, 3, 4, 5, 6
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCodes:
+    """How one version spells the error codes the gateway itself sends."""
+
+    format_violation: str            # malformed frame or payload not an object
+    occurrence_violation: str        # a required field is missing
+    property_violation: str          # enum, length, range, format
+    type_violation: str              # wrong JSON type
+    not_implemented: str             # unknown action
+    internal_error: str
+    security_error: str
+    generic_error: str
+    message_type_not_supported: str | None  # 2.x only
+    rpc_framework_error: str | None          # 2.x only: e.g. the id cannot be read
+    known: frozenset[str]            # every code the version defines
+
+
+_CODES_16 = ErrorCodes(
+    format_violation="FormationViolation",
+    occurrence_violation="OccurenceConstraintViolation",  # sic: 1.6's spelling, "won't fix"
+    property_violation="PropertyConstraintViolation",
+    type_violation="TypeConstraintViolation",
+    not_implemented="NotImplemented",
+    internal_error="InternalError",
+    security_error="SecurityError",
+    generic_error="GenericError",
+    message_type_not_supported=None,
+    rpc_framework_error=None,
+    known=frozenset({
+        "NotImplemented", "NotSupported", "InternalError", "ProtocolError", "SecurityError",
+        "FormationViolation", "PropertyConstraintViolation", "OccurenceConstraintViolation",
+        "TypeConstraintViolation", "GenericError",
+    }),
+)
+
+_CODES_2X = ErrorCodes(
+    format_violation="FormatViolation",
+    occurrence_violation="OccurrenceConstraintViolation",
+    property_violation="PropertyConstraintViolation",
+    type_violation="TypeConstraintViolation",
+    not_implemented="NotImplemented",
+    internal_error="InternalError",
+    security_error="SecurityError",
+    generic_error="GenericError",
+    message_type_not_supported="MessageTypeNotSupported",
+    rpc_framework_error="RpcFrameworkError",
+    known=frozenset({
+        "FormatViolation", "GenericError", "InternalError", "MessageTypeNotSupported",
+        "NotImplemented", "NotSupported", "OccurrenceConstraintViolation",
+        "PropertyConstraintViolation", "ProtocolError", "RpcFrameworkError", "SecurityError",
+        "TypeConstraintViolation",
+    }),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OcppVersion:
+    """The transport rules of one OCPP-J version."""
+
+    subprotocol: str                   # the Sec-WebSocket-Protocol token, e.g. "ocpp2.0.1"
+    codes: ErrorCodes
+    message_types: frozenset[int]      # the MessageTypeIds this version defines
+    answers_unknown_message_type: bool  # 2.0.1: answer MessageTypeNotSupported; 1.6, 2.1: ignore
+    unreadable_id: str | None          # the id of an answer to a frame whose id cannot be read
+    schema_subdir: str                 # where its schemas live under the schema directory ("" = top)
+    bare_mode: bool                    # may be served with ocpp.payload_format = bare
+
+    @property
+    def has_send(self) -> bool:
+        return SEND in self.message_types
+
+
+V16 = OcppVersion(
+    subprotocol="ocpp1.6", codes=_CODES_16, message_types=frozenset({CALL, CALLRESULT, CALLERROR}),
+    answers_unknown_message_type=False, unreadable_id=None, schema_subdir="", bare_mode=True)
+V201 = OcppVersion(
+    subprotocol="ocpp2.0.1", codes=_CODES_2X, message_types=frozenset({CALL, CALLRESULT, CALLERROR}),
+    answers_unknown_message_type=True, unreadable_id="-1", schema_subdir="ocpp2.0.1", bare_mode=False)
+V21 = OcppVersion(
+    subprotocol="ocpp2.1", codes=_CODES_2X,
+    message_types=frozenset({CALL, CALLRESULT, CALLERROR, CALLRESULTERROR, SEND}),
+    answers_unknown_message_type=False, unreadable_id="-1", schema_subdir="ocpp2.1", bare_mode=False)
+
+VERSIONS: dict[str, OcppVersion] = {v.subprotocol: v for v in (V16, V201, V21)}
+
+
+def by_subprotocol(name: str) -> OcppVersion:
+    """The version negotiated as ``name``; KeyError for one the gateway does not know."""
+    return VERSIONS[name]
