@@ -26,9 +26,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from helpers.broker import Mosquitto  # noqa: E402
-from helpers.ports import free_port  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from tools.harness import Mosquitto, free_port  # noqa: E402
 
 METER = {"connectorId": 1, "transactionId": 7, "meterValue": [{
     "timestamp": "2026-11-22T10:00:00Z",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Soak: the message ledger (bench/ledger.py) for a long time with many charge points (issue 6).
+"""Soak: the message ledger (tools/harness/ledger.py) for a long time with many charge points (issue 6).
 
     .venv/bin/python -m bench.soak [--minutes 10] [--cps 300] [--outage 10] [--broker-queue 100000]
                                    [--seed 1] [--log-level info]
@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ledger import Csms, Fleet, FleetConfig, Ledger, LedgerRun, until
-from tests.helpers import GatewayProcess, Mosquitto
+from tools.harness.ledger import Csms, Fleet, FleetConfig, Ledger, LedgerRun, until
+from tools.harness import GatewayProcess, Mosquitto
 
 AWAITING = 30.0
 OFFLINE_HOLD = 30.0

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from tools.harness import Mosquitto, free_port, wait_for_port
+
 from .credentials import CACHE
 
 ROOT = Path(__file__).resolve().parent.parent
-MOSQUITTO = "/usr/sbin/mosquitto"
 LOGS = CACHE / "logs"
 PATH = "/ocpp/"
 
@@ -43,38 +42,6 @@ def raise_fd_limit() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-# Listening ports come from below the kernel's ephemeral range (ip_local_port_range, 32768-60999
-# by default): a port the kernel hands out as "free" is also what the next of the thousands of
-# outgoing connections a figure makes may take as its local port before the server binds it
-# (a storm's gateway once failed with "Address already in use").
-LISTEN_PORTS = range(20000, 32000)
-
-
-def free_port() -> int:
-    for _ in range(100):
-        port = random.choice(LISTEN_PORTS)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {LISTEN_PORTS}")
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before listening on {port}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
 
 
 def wait_for_line(process: subprocess.Popen, expected: str, timeout: float = 15.0) -> None:
@@ -124,6 +91,7 @@ class GatewayTarget:
         self.passwd = passwd
         self.switch_interval = switch_interval
         self.services: list[Service] = []
+        self.broker: Mosquitto | None = None
 
     def start_with(self, interval: int) -> None:
         """Start fresh; the responder answers BootNotification with `interval` (s)."""
@@ -136,13 +104,12 @@ class GatewayTarget:
     def _start(self, interval: int) -> None:
         run_dir = CACHE / "gateway"
         run_dir.mkdir(parents=True, exist_ok=True)
-        broker_port, cp_port, admin_port = free_port(), free_port(), free_port()
-        (run_dir / "mosquitto.conf").write_text("\n".join([
-            f"listener {broker_port} 127.0.0.1", "allow_anonymous true", "set_tcp_nodelay true",
-            "persistence false", "max_queued_messages 1000000", "max_inflight_messages 0",
-            "log_type error", "log_type warning", "log_dest stderr", ""]))
-        broker = self._add(Service("mosquitto", [MOSQUITTO, "-c", str(run_dir / "mosquitto.conf")]))
-        wait_for_port(broker_port, broker.process)
+        cp_port, admin_port = free_port(), free_port()
+        # The harness's broker (Nagle off, no persistence) with the bench's queues: no limit on messages in flight,
+        # and a backlog large enough for every CP of a storm (later lines override the template's).
+        self.broker = Mosquitto(run_dir / "mosquitto",
+                                extra_config="max_queued_messages 1000000\nmax_inflight_messages 0").start()
+        broker_port = self.broker.port
         responder = self._add(Service("responder", [
             sys.executable, "-m", "bench.responder", "--port", str(broker_port),
             "--interval", str(interval)], pipe_stdout=True))
@@ -165,7 +132,7 @@ class GatewayTarget:
         self._wait_healthy(gateway)
         self.pid = gateway.pid
         self.url = f"ws://127.0.0.1:{cp_port}{PATH}"
-        self.helper_pids = {"mosquitto": broker.pid, "responder": responder.pid}
+        self.helper_pids = {"mosquitto": self.broker.process.pid, "responder": responder.pid}
 
     def _wait_healthy(self, gateway: Service, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
@@ -195,6 +162,11 @@ class GatewayTarget:
         for service in reversed(self.services):
             service.stop()
         self.services.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            LOGS.mkdir(parents=True, exist_ok=True)
+            (LOGS / "mosquitto.log").write_text("\n".join(self.broker.logs) + "\n")
+            self.broker = None
 
 
 class BaselineTarget:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-for importable in (ROOT, ROOT / "examples"):  # `tests.helpers` and `csms_responder`
+for importable in (ROOT, ROOT / "examples"):  # `tools.harness` and `csms_responder`
     if str(importable) not in sys.path:
         sys.path.insert(0, str(importable))
 
-from tests.helpers import (  # noqa: E402
+from tools.harness import (  # noqa: E402
     GatewayProcess,
     Mosquitto,
     MqttProbe,
@@ -21,6 +21,29 @@ from tests.helpers import (  # noqa: E402
     stop_process,
     write_credentials,
 )
+
+
+# The tiers, one per folder of tests/. A slow tier's tests get its marker and the umbrella `slow` (registered in
+# pyproject.toml): `pytest -m "not slow"` (make test-fast) leaves them out, plain `pytest` (make test) runs them all.
+# Slow: each test waits seconds on a fault or a cluster, drives Chromium, or builds and installs the .deb.
+FAST_TIERS = ("unit", "bench_tools", "security", "integration", "e2e")
+SLOW_TIERS = ("browser", "cluster", "faults", "packaging")
+
+
+def tier_of(path: Path) -> str | None:
+    """The folder of tests/ a test file is in; None for a file outside tests/."""
+    try:
+        return path.resolve().relative_to(Path(__file__).resolve().parent).parts[0]
+    except ValueError:
+        return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = tier_of(item.path)
+        if tier in SLOW_TIERS:
+            item.add_marker(tier)
+            item.add_marker("slow")
 
 
 @pytest.fixture(scope="session")

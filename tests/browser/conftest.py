@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, render_config
+from tools.harness import ROOT, render_config
 from tests.integration._support import start_gateway
 
 CHROMIUM = "/usr/bin/chromium"

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import OutputLines, free_port, mqtt_connack, wait_until
+from tools.harness import OutputLines, free_port, mqtt_connack, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPROXY_TEMPLATE = ROOT / "deploy" / "haproxy.cfg"
@@ -36,7 +36,7 @@ def _erlang_epmd() -> str:
 class RabbitMq:
     """A private RabbitMQ node (MQTT plugin on) on free loopback ports, all state under `workdir`.
 
-    Same face as tests.helpers.Mosquitto where the tests need it: `.host`, `.port`, `.start()`,
+    Same face as tools.harness.Mosquitto where the tests need it: `.host`, `.port`, `.start()`,
     `.stop()`, `.logs`. Its own epmd runs as our child on a private port, so nothing outlives the
     fixture and nothing clashes with a system RabbitMQ."""
 

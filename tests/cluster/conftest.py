@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cluster._support import Backend, HaProxy, RabbitMq
-from tests.helpers import MqttProbe
+from tools.harness import MqttProbe
 
 BROKERS = ["mosquitto", "rabbitmq"]
 

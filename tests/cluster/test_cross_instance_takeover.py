@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from tests.cluster._support import RawChargePoint, csms_call
-from tests.helpers import json_matches
+from tools.harness import json_matches
 from tests.integration._support import (
     answered_marker,
     connect_cp,

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.cluster._support import HAPROXY_TEMPLATE, csms_call
-from tests.helpers import json_matches
+from tools.harness import json_matches
 
 CID = "CP001"
 

@@ -15,7 +15,7 @@ import ocpp.v16
 import pytest
 from csms_responder import ActionNotImplemented, ChargingBackend, Responder, TopicTemplate, is_gateway_error
 
-from tests.helpers import ROOT, json_matches
+from tools.harness import ROOT, json_matches
 
 # The answers are checked against the schemas of a library nobody here wrote.
 OCPP16_SCHEMAS = Path(ocpp.v16.__file__).parent / "schemas"

@@ -13,7 +13,7 @@ import subprocess
 
 from websockets.sync.client import connect
 
-from tests.helpers import OutputLines, matcher, stop_process
+from tools.harness import OutputLines, matcher, stop_process
 
 CID = "CP001"
 BOOT_PAYLOAD = {"chargePointVendor": "vendor1", "chargePointModel": "model1"}

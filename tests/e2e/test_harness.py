@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.helpers import MqttProbe, leaked_threads, mqtt_connack
+from tools.harness import MqttProbe, leaked_threads, mqtt_connack
 
 
 def test_session_broker_accepts_mqtt_connections(broker):

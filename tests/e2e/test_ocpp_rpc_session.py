@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import OutputLines, stop_process
+from tools.harness import OutputLines, stop_process
 
 CID = "CP020"
 

@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Self
 
-from bench.ledger import health
-from tests.helpers import MqttProbe, wait_until
+from tools.harness.ledger import health
+from tools.harness import MqttProbe, wait_until
 
 _backends = itertools.count(1)
 

@@ -14,7 +14,7 @@ from tests.faults._support import (
     start_gateway,
     wait_for_health,
 )
-from tests.helpers import json_matches
+from tools.harness import json_matches
 from tests.integration._support import answered_marker, connect_cp, recv_frame, topics
 
 HEARTBEAT_REPLY = {"currentTime": "2026-01-01T00:00:00Z"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.faults._support import counters, start_gateway
-from tests.helpers import json_matches, wait_until
+from tools.harness import json_matches, wait_until
 from tests.integration._support import connect_cp, csms_marker, recv_frame, topics
 
 RESET = {"type": "Soft"}

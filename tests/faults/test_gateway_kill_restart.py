@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.faults._support import persistent_backend, start_gateway
-from tests.helpers import json_matches
+from tools.harness import json_matches
 from tests.integration._support import connect_cp, recv_frame, topics, wait_closed
 
 RESET = {"type": "Soft"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.ledger import CP, CSMS, Csms, Fleet, FleetConfig, Ledger, LedgerRun
-from tests.helpers import TEST_CIDS
+from tools.harness.ledger import CP, CSMS, Csms, Fleet, FleetConfig, Ledger, LedgerRun
+from tools.harness import TEST_CIDS
 
 OFFLINE_HOLD = 4.0
 AWAITING = 3.0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults._support import resources, settle_resources, start_gateway
-from tests.helpers import json_matches
+from tools.harness import json_matches
 from tests.integration._support import EMQX4, connect_cp, recv_frame, topics, wait_closed
 
 BOOT = {"chargePointVendor": "Vendor", "chargePointModel": "Model"}

@@ -20,7 +20,7 @@ import paho.mqtt.client as paho
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.helpers import json_matches
+from tools.harness import json_matches
 
 OCPP16 = "ocpp1.6"
 _markers = itertools.count(1)

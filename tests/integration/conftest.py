@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from tests.helpers import GatewayProcess
+from tools.harness import GatewayProcess
 from tests.integration._support import FAST_SETTINGS, start_gateway, unique_mountpoint
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ocpp_gw import auth
-from tests.helpers import ROOT, render_config, wait_until
+from tools.harness import ROOT, render_config, wait_until
 from tests.integration._support import connect_cp, start_gateway, topics, wait_closed
 
 TOKEN = "t0ken-for-the-admin-api-0123456789"

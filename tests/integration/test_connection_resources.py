@@ -10,7 +10,7 @@ import socket
 import time
 import urllib.request
 
-from tests.helpers.gateway import TEST_CIDS, render_config
+from tools.harness.gateway import TEST_CIDS, render_config
 from websockets.exceptions import InvalidStatus
 
 from tests.integration._support import answered_marker, connect_cp, read_http_response, upgrade_request

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.helpers import MqttProbe, json_matches
+from tools.harness import MqttProbe, json_matches
 from tests.integration._support import (
     answered_marker,
     connect_cp,

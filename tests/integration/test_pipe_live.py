@@ -9,7 +9,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.helpers import MqttProbe, json_matches
+from tools.harness import MqttProbe, json_matches
 from tests.integration._support import (
     answered_marker,
     connect_cp,

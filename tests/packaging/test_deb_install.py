@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from tests.helpers import OutputLines, basic_auth, free_port, json_matches, matcher, stop_process
+from tools.harness import OutputLines, basic_auth, free_port, json_matches, matcher, stop_process
 from tests.packaging.debian_tools import BARE_ENV, as_root, package_installed, purge, run
 
 pytestmark = pytest.mark.timeout(600)  # the first test pays for building and installing the package

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import GatewayProcess, free_port, stop_process
+from tools.harness import GatewayProcess, free_port, stop_process
 
 ORGANIZATION = "Test CPO"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.helpers import password_for
+from tools.harness import password_for
 from tests.security.wire import CLOSE, TEXT, RawClient, basic, deflated
 
 MAX_FRAME = 65536

@@ -11,7 +11,7 @@ from ocpp_gw.auth import HttpBackend, make_backend
 from ocpp_gw.protocol.handshake import AuthUnavailable
 from ocpp_gw.settings import loads
 from ocpp_gw.auth.throttle import ThrottledBackend
-from tests.helpers import free_port
+from tools.harness import free_port
 from tests.security.wire import RawClient, basic
 
 

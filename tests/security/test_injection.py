@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.helpers import password_for
+from tools.harness import password_for
 from tests.security.wire import RawClient, basic
 
 HOSTILE_ACTIONS = ["Boot/#", "Boot/+", "#", "+", "Boot/../../CP2", "Boot\u0000", "Boot Notification", "$SYS",

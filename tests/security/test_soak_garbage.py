@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.helpers import password_for, wait_until
+from tools.harness import password_for, wait_until
 from tests.security.wire import RawClient, basic, deflated, frame_bytes, request_bytes
 
 SOAK_SECONDS = 4.0

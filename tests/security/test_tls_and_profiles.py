@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ocpp_gw.auth import add_user
-from tests.helpers import password_for
+from tools.harness import password_for
 from tests.security.conftest import ORGANIZATION, tls_settings, wss_address
 from tests.security.wire import TEXT, RawClient, basic, frame_bytes, split_tls_client
 

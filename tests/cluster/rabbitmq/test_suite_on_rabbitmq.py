@@ -16,7 +16,7 @@ import importlib
 
 from _pytest.fixtures import FixtureFunctionDefinition
 
-from tests.helpers import MqttProbe, json_matches
+from tools.harness import MqttProbe, json_matches
 from tests.integration import _support
 
 CHOSEN = {

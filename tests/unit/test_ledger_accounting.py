@@ -1,4 +1,4 @@
-"""The ledger's accounting (bench/ledger.py), pure: cases in ledger_cases.json, one event list each."""
+"""The ledger's accounting (tools/harness/ledger.py), pure: cases in tests/data/ledger_cases.json, one event list each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.ledger import (
+from tools.harness.ledger import (
     CP,
     CSMS,
     Ledger,
@@ -17,7 +17,7 @@ from bench.ledger import (
     csms_reply_ending,
 )
 
-CASES = json.loads((Path(__file__).with_name("ledger_cases.json")).read_text())
+CASES = json.loads((Path(__file__).resolve().parent.parent / "data" / "ledger_cases.json").read_text())
 
 
 def by_name(group: str):

@@ -13,7 +13,7 @@ from pathlib import Path
 from .ports import free_port
 from .process import OutputLines, stop_process
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "mosquitto.conf.in"
+TEMPLATE = Path(__file__).resolve().parent / "mosquitto.conf.in"
 START_ATTEMPTS = 3
 
 

@@ -43,7 +43,7 @@ def write_credentials(path: Path, cids: list[str] = TEST_CIDS) -> Path:
 
 def render_config(settings: Mapping[str, object]) -> str:
     """Flat `key = value` lines; a value of None leaves the key out (the gateway's default applies)."""
-    lines = ["# written by tests/helpers/gateway.py"]
+    lines = ["# written by tools/harness/gateway.py"]
     lines += [f"{key} = {value}" for key, value in settings.items() if value is not None]
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,5 @@
-"""ocpp_gw.chargers.tls on its own: the server context, the CN rule, the certificate checks, the failure reasons."""
+"""ocpp_gw.chargers.tls on its own: the CN rule, the certificate checks, the failure reasons (the server context,
+which needs the test PKI, is in tests/security/test_tls_server_context.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import ssl
 
 import pytest
 
-from ocpp_gw.settings import loads
-from ocpp_gw.chargers.tls import TLS12_CIPHERS, certificate_refusal, handshake_failure, make_ssl_context, names, names_cid
+from ocpp_gw.chargers.tls import certificate_refusal, handshake_failure, names, names_cid
 
 
 def certificate(*subject: tuple[str, str]) -> dict:
@@ -80,37 +80,3 @@ def test_handshake_failure_tells_certificate_problems_from_the_rest():
     version = ssl.SSLError(1, "unsupported protocol")
     version.reason = "UNSUPPORTED_PROTOCOL"
     assert handshake_failure(version) == (False, "TLS handshake failed: UNSUPPORTED_PROTOCOL")
-
-
-def context_for(pki, **extra) -> ssl.SSLContext:
-    lines = {"ocpp.listener.wss": "127.0.0.1:0", "ocpp.listener.ssl.certfile": pki.server.cert,
-             "ocpp.listener.ssl.keyfile": pki.server.key, **extra}
-    return make_ssl_context(loads("".join(f"{key} = {value}\n" for key, value in lines.items())))
-
-
-def test_server_context_follows_the_whitepaper(pki):
-    context = context_for(pki)
-    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
-    assert context.options & ssl.OP_NO_COMPRESSION
-    assert context.options & ssl.OP_NO_RENEGOTIATION
-    assert context.options & ssl.OP_CIPHER_SERVER_PREFERENCE
-    tls12 = {cipher["name"] for cipher in context.get_ciphers() if cipher["protocol"] == "TLSv1.2"}
-    assert tls12 == set(TLS12_CIPHERS.split(":"))
-    assert all("GCM" in name or "CHACHA20" in name for name in
-               (cipher["name"] for cipher in context.get_ciphers() if cipher["protocol"] == "TLSv1.3"))
-    assert context.verify_mode == ssl.CERT_NONE
-
-
-@pytest.mark.parametrize("required, mode", [("true", ssl.CERT_REQUIRED), ("false", ssl.CERT_OPTIONAL)])
-def test_verify_peer_asks_for_client_certificates(pki, required, mode):
-    context = context_for(pki, **{"ocpp.listener.ssl.verify": "verify_peer",
-                                  "ocpp.listener.ssl.cacertfile": pki.ca.cert,
-                                  "ocpp.listener.ssl.fail_if_no_peer_cert": required})
-    assert context.verify_mode == mode
-
-
-def test_key_in_the_certfile_is_found(pki, tmp_path):
-    bundle = tmp_path / "bundle.pem"
-    bundle.write_bytes(pki.server.cert.read_bytes() + pki.server.key.read_bytes())
-    lines = f"ocpp.listener.wss = 127.0.0.1:0\nocpp.listener.ssl.certfile = {bundle}\n"
-    assert make_ssl_context(loads(lines)).get_ciphers()
