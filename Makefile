@@ -1,6 +1,9 @@
 # ocpp_gw developer entry points. On a fresh Debian 12:
-#   make run    install what is missing, start a local Mosquitto and the gateway on ws://0.0.0.0:33033/ocpp/
-#   make test   install what is missing, then every test (unit, integration, end-to-end)
+#   make run        install what is missing (RUN_DEPS), start a local Mosquitto and the gateway on ws://0.0.0.0:33033/ocpp/
+#   make test-fast  install what is missing for the fast tiers (FAST_DEPS), run pytest -m "not slow"
+#   make test       install what is missing for every tier (TEST_DEPS, the .deb's build dependencies), run every test;
+#                   the packaging tier builds the .deb and installs it on this machine (creating the ocpp-gw user)
+# README.md says what each installs; tests/unit/test_make_targets.py keeps the two in step.
 # Each target is safe to run again: installs happen only when something is missing or changed.
 
 SHELL := /bin/bash
@@ -22,21 +25,32 @@ NODE_MODULES := $(NODE_DIR)/node_modules/.package-lock.json
 
 # "what to look for:Debian package" pairs; see deps-% below.
 RUN_DEPS  := python3:python3 venv:python3-venv mosquitto:mosquitto
-TEST_DEPS := $(RUN_DEPS) mosquitto_sub:mosquitto-clients stdbuf:coreutils node:nodejs npm:npm systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver haproxy:haproxy rabbitmq-server:rabbitmq-server
+# The fast tiers (unit, bench_tools, security, integration, e2e): mosquitto_sub/_pub and stdbuf for the README
+# walkthrough test, openssl for the test PKI, node and npm for the ocpp-rpc charge point.
+FAST_DEPS := $(RUN_DEPS) mosquitto_sub:mosquitto-clients stdbuf:coreutils openssl:openssl node:nodejs npm:npm
+# The slow tiers add: systemd-analyze (packaging), Chromium and its driver (browser), HAProxy and RabbitMQ (cluster).
+TEST_DEPS := $(FAST_DEPS) systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver haproxy:haproxy rabbitmq-server:rabbitmq-server
+DEPS_run  := $(RUN_DEPS)
+DEPS_fast := $(FAST_DEPS)
+DEPS_test := $(TEST_DEPS)
+DEPS_browser := $(FAST_DEPS) chromium:chromium chromedriver:chromium-driver
 
-.PHONY: help run test bench clean distclean deps-run deps-test deb deps-deb test-packaging
+.PHONY: help run test test-fast bench clean distclean deps-run deps-fast deps-test deps-browser deb deps-deb test-packaging \
+	console-screenshot
 
 help:
-	@echo "make run    - local Mosquitto + the gateway in the foreground (Ctrl-C stops both)"
-	echo "make test   - the whole test suite"
-	echo "make bench  - benchmarks (python -m bench), not part of make test"
-	echo "make deb    - the Debian package, built in a copy of the tree, into dist/"
-	echo "make clean  - remove build output, caches, node_modules and $(RUN_DIR)/ (distclean: $(VENV) too)"
+	@echo "make run                - local Mosquitto + the gateway in the foreground (Ctrl-C stops both)"
+	echo "make test-fast          - the fast tiers (pytest -m 'not slow'): no Chromium, HAProxy, RabbitMQ, .deb"
+	echo "make test               - every test; installs Chromium, HAProxy, RabbitMQ and the .deb on this machine"
+	echo "make console-screenshot - refresh docs/img/console.png with the browser test"
+	echo "make bench              - benchmarks (python -m bench), not part of make test"
+	echo "make deb                - the Debian package, built in a copy of the tree, into dist/"
+	echo "make clean              - remove build output, caches, node_modules and $(RUN_DIR)/ (distclean: $(VENV) too)"
 
 # Install the Debian packages whose command is missing; nothing (not even apt-get update) when all are there.
-deps-run deps-test: deps-%:
+deps-run deps-fast deps-test deps-browser: deps-%:
 	@missing=""
-	for pair in $(if $(filter test,$*),$(TEST_DEPS),$(RUN_DEPS)); do
+	for pair in $(DEPS_$*); do
 		what=$${pair%%:*}; package=$${pair#*:}
 		case $$what in
 			venv)      $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing $$package" ;;
@@ -66,6 +80,20 @@ $(NODE_MODULES): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 
 test: deps-test deps-deb $(TEST_INSTALL) $(NODE_MODULES)
 	@$(VENV_PY) -m pytest -q
+
+# The fast tiers only (tests/conftest.py marks the slow ones): what a change is checked with before make test.
+test-fast: deps-fast $(TEST_INSTALL) $(NODE_MODULES)
+	@$(VENV_PY) -m pytest -q -m "not slow"
+
+# The README's picture of the console, taken by the browser test into a temporary directory and copied here;
+# test runs never write into docs/.
+console-screenshot: deps-browser $(TEST_INSTALL)
+	@shots=$$(mktemp -d)
+	trap 'rm -rf "$$shots"' EXIT
+	OCPP_GW_SCREENSHOTS=$$shots $(VENV_PY) -m pytest -q \
+		"tests/browser/test_console.py::test_kick_closes_the_connection_and_the_page_shows_it_gone"
+	cp "$$shots/console-readme.png" docs/img/console.png
+	echo "docs/img/console.png refreshed"
 
 # The dev setup lives in $(RUN_DIR)/: a config derived from etc/ocpp.conf (regenerated each time), a credentials
 # file (made once, its CP001 password printed once), and a Mosquitto with Nagle off that stops with the gateway.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.harness import ROOT, render_config
+from tools.harness import render_config
 from tests.integration._support import start_gateway
 
 CHROMIUM = "/usr/bin/chromium"
@@ -22,8 +22,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--window-size=1440,900",
                   "--lang=en-US", "--force-color-profile=srgb", "--hide-scrollbars"]
 ADMIN_TOKEN = "console-test-token-0123456789abcdef"
-ARTIFACTS = ROOT / "tests" / "artifacts"
-README_SCREENSHOT = ROOT / "docs" / "img" / "console.png"
+# Screenshots go to a temporary directory of the session, or to this directory when set (`make console-screenshot`
+# uses it to refresh docs/img/console.png); a test run never writes into the tree.
+SCREENSHOTS_ENV = "OCPP_GW_SCREENSHOTS"
 
 
 @pytest.fixture(scope="session")
@@ -93,25 +94,19 @@ def backend(broker, console_gateway):
 
 
 @pytest.fixture(scope="session")
-def artifacts() -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS
+def screenshot_dir(tmp_path_factory) -> Path:
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    if not chosen:
+        return tmp_path_factory.mktemp("screenshots")
+    Path(chosen).mkdir(parents=True, exist_ok=True)
+    return Path(chosen)
 
 
 @pytest.fixture
-def screenshot(page, artifacts):
-    """screenshot(name) saves the page as tests/artifacts/console-<name>.png and returns the path."""
+def screenshot(page, screenshot_dir):
+    """screenshot(name) saves the page as console-<name>.png in the screenshot directory and returns the path."""
     def take(name: str) -> Path:
-        path = artifacts / f"console-{name}.png"
+        path = screenshot_dir / f"console-{name}.png"
         assert page.save_screenshot(str(path)), f"no screenshot for {name}"
         return path
     return take
-
-
-def publish_readme_screenshot(path: Path) -> None:
-    """docs/img/console.png is committed: written when missing, or refreshed on request
-    (OCPP_GW_UPDATE_SCREENSHOT=1), so a test run does not dirty the tree."""
-    if README_SCREENSHOT.exists() and os.environ.get("OCPP_GW_UPDATE_SCREENSHOT") != "1":
-        return
-    README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, README_SCREENSHOT)

@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from ocpp_gw import auth
-from tests.browser.conftest import ADMIN_TOKEN, publish_readme_screenshot
+from tests.browser.conftest import ADMIN_TOKEN
 from tests.integration._support import connect_cp, recv_frame, wait_closed
 
 BOOT = {"chargePointVendor": "Acme", "chargePointModel": "Depot-22", "firmwareVersion": "4.2.1"}
@@ -131,9 +131,9 @@ def test_kick_closes_the_connection_and_the_page_shows_it_gone(page, console_gat
         assert not kick_buttons
         assert "live" in other_class
         screenshot("chargers-after-kick")
-        page.set_window_size(1280, 420)  # the README's picture: the table without the empty page below
+        page.set_window_size(1280, 420)  # the README's picture (make console-screenshot): no empty page below
         try:
-            publish_readme_screenshot(screenshot("readme"))
+            screenshot("readme")
         finally:
             page.set_window_size(1440, 900)
 
