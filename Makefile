@@ -1,5 +1,6 @@
 # ocpp_gw developer entry points. On a fresh Debian 12:
-#   make run        install what is missing (RUN_DEPS), start a local Mosquitto and the gateway on ws://0.0.0.0:33033/ocpp/
+#   make run        install what is missing (RUN_DEPS), start a local Mosquitto and the gateway on
+#                   ws://0.0.0.0:33033/ocpp/
 #   make test-fast  install what is missing for the fast tiers (FAST_DEPS), run pytest -m "not slow"
 #   make test       install what is missing for every tier (TEST_DEPS, the .deb's build dependencies), run every test;
 #                   the packaging tier builds the .deb and installs it on this machine (creating the ocpp-gw user)
@@ -35,8 +36,8 @@ DEPS_fast := $(FAST_DEPS)
 DEPS_test := $(TEST_DEPS)
 DEPS_browser := $(FAST_DEPS) chromium:chromium chromedriver:chromium-driver
 
-.PHONY: help run test test-fast bench clean distclean deps-run deps-fast deps-test deps-browser deb deps-deb test-packaging \
-	console-screenshot
+.PHONY: help run test test-fast bench clean distclean deps-run deps-fast deps-test deps-browser deb deps-deb \
+	test-packaging console-screenshot
 
 help:
 	@echo "make run                - local Mosquitto + the gateway in the foreground (Ctrl-C stops both)"

@@ -19,6 +19,6 @@ from .process import OutputLines, matcher, stop_process
 
 __all__ = [
     "GatewayProcess", "Message", "Mosquitto", "MqttProbe", "OutputLines", "READY_LINE", "ROOT", "TEST_CIDS",
-    "basic_auth", "free_port", "wait_for_port", "json_matches", "leaked_threads", "matcher", "mqtt_connack", "password_for",
-    "render_config", "stop_process", "wait_until", "write_credentials",
+    "basic_auth", "free_port", "json_matches", "leaked_threads", "matcher", "mqtt_connack", "password_for",
+    "render_config", "stop_process", "wait_for_port", "wait_until", "write_credentials",
 ]
