@@ -51,6 +51,9 @@ setup(
     entry_points={"console_scripts": ["ocpp-gw = ocpp_gw.cli:main"]},
     data_files=[
         ("share/ocpp-gw/schemas", sorted(glob.glob("schemas/*.json"))),
+        # The OCA's 2.x schemas, verbatim, one directory per version (schemas/README.md).
+        ("share/ocpp-gw/schemas/ocpp2.0.1", sorted(glob.glob("schemas/ocpp2.0.1/*.json"))),
+        ("share/ocpp-gw/schemas/ocpp2.1", sorted(glob.glob("schemas/ocpp2.1/*.json"))),
         ("share/ocpp-gw", glob.glob("etc/ocpp.conf")),
     ],
     classifiers=[

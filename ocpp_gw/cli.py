@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load(path)
         if args.check_config:
-            from .service import make_checker
-            make_checker(settings)
+            from .service import make_checkers
+            make_checkers(settings)
             print(f"{path}: OK")
             return 0
     except ConfigError as err:

@@ -1,4 +1,4 @@
-"""What every connection shares: settings, the bridge, the registry, counters, auth, the checker."""
+"""What every connection shares: settings, the bridge, the registry, counters, auth, the checkers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .stats import Stats
 class Runtime:
     settings: object
     auth: object
-    checker: object = None
+    checkers: object = None  # protocol.schemas.Checkers; None: format checking is off
     stats: Stats = field(default_factory=Stats)
     registry: object = None
     bridge: object = None
@@ -26,3 +26,7 @@ class Runtime:
         if self.connections is None:
             self.connections = threading.BoundedSemaphore(
                 self.settings["ocpp.listener.max_connections"])
+
+    def checker_for(self, subprotocol: str | None):
+        """The schema checker of a connection that negotiated ``subprotocol``; None: unchecked."""
+        return None if self.checkers is None else self.checkers.for_version(subprotocol)

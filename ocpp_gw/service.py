@@ -81,15 +81,23 @@ def make_auth(settings):
         raise StartupError(f"auth.file: {err}") from err
 
 
-def make_checker(settings):
+def make_checkers(settings, versions=None):
+    """The schema checker of each version in ``versions`` (default: every version the gateway
+    knows), compiled now; None when ``ocpp.message_format_checking = disable``."""
     if settings["ocpp.message_format_checking"] == "disable":
-        return None
+        return None  # and jsonschema is never imported
     from .protocol import schemas
+    from .protocol.versions import VERSIONS
     directory = settings["ocpp.json_schema_dir"] or schemas.default_schema_dir()
     try:
-        return schemas.SchemaChecker(directory, settings["ocpp.json_schema_id_prefix"])
+        checkers = schemas.load_checkers(directory, VERSIONS.values() if versions is None else versions,
+                                         id_prefix=settings["ocpp.json_schema_id_prefix"])
     except schemas.SchemaError as err:
         raise StartupError(f"{settings.source}: ocpp.json_schema_dir: {err}") from err
+    for checker in checkers:
+        log.info("format checking %s against the schemas in %s", checker.version.subprotocol,
+                 checker.directory)
+    return checkers
 
 
 class Service:
@@ -99,7 +107,7 @@ class Service:
         limit_malloc_arenas()
         self.settings = settings
         self.runtime = Runtime(settings=settings, auth=make_auth(settings),
-                               checker=make_checker(settings))
+                               checkers=make_checkers(settings))
         self.runtime.registry = Registry(on_first=self._subscribe, on_last=self._unsubscribe)
         self.runtime.bridge = Bridge(settings, self.runtime.stats, self.runtime.registry)
         self.listeners: list[Listener] = []

@@ -521,7 +521,8 @@ How long the gateway waits for a charge point to answer its WebSocket close fram
 drops the TCP connection. (Not in EMQX.)"""),
         Key("ocpp.message_format_checking", Choice(("all", "upstream_only", "dnstream_only", "disable")),
             "disable", """
-Which messages are checked against the OCPP 1.6 JSON schemas.
+Which messages are checked against the JSON schemas of the charge point's OCPP version
+(1.6, 2.0.1, 2.1), each answered with that version's error codes.
 
 - all: both directions.
 - upstream_only: messages from charge points. A Call that fails is answered with a CallError
@@ -530,11 +531,14 @@ naming the problem; a CallResult that fails reaches the CSMS as a gateway error.
 error (reason schema).
 - disable: nothing is checked."""),
         Key("ocpp.json_schema_dir", Text(what="a directory path"), "", """
-Directory of the JSON schemas: <Action>.json for calls and <Action>Response.json for their
-answers. Empty: the schemas shipped with the gateway."""),
+Directory of the JSON schemas. Empty: the schemas shipped with the gateway. OCPP 1.6: the
+directory itself, <Action>.json for calls and <Action>Response.json for their answers, found
+by id (see ocpp.json_schema_id_prefix). OCPP 2.0.1 and 2.1: its subdirectories ocpp2.0.1 and
+ocpp2.1, <Action>Request.json and <Action>Response.json, found by file name; a directory
+without such a subdirectory uses the shipped schemas of that version."""),
         Key("ocpp.json_schema_id_prefix", Text(optional=False, what="text"), "urn:OCPP:1.6:2019:12:", """
-Prefix of the schemas' ids: the schema of a call is <prefix><Action>Request, the one of its
-answer <prefix><Action>Response."""),
+Prefix of the OCPP 1.6 schemas' ids: the schema of a call is <prefix><Action>Request, the
+one of its answer <prefix><Action>Response. (2.x schemas are found by file name.)"""),
     ),
     *_group(
         "Topics",

@@ -56,7 +56,9 @@ class Session:
         self.peer = peer
         self.connected_at = time.time()
         self._doorbell = Doorbell()
-        self.pipe = Pipe(peer.cid, runtime.pipe_config, stats=runtime.stats, checker=runtime.checker,
+        # No Sec-WebSocket-Protocol (ocpp.listener.fail_if_no_subprotocol = false): 1.6.
+        checker = runtime.checker_for(peer.subprotocol or "ocpp1.6")
+        self.pipe = Pipe(peer.cid, runtime.pipe_config, stats=runtime.stats, checker=checker,
                          doorbell=self._doorbell)
         self.finished = threading.Event()
         self.successor: Session | None = None

@@ -1,9 +1,17 @@
-"""OCPP 1.6 payload checking against the JSON schemas (SPEC §7).
+"""Payload checking against each OCPP-J version's JSON schemas (SPEC §7, §9).
 
-Every schema in the directory is loaded, registered by id and compiled once, at start-up.
-A check is a fast yes/no (a compiled predicate, see "Fast path" below); only a payload that
-fails is run through jsonschema to find the most relevant error and map it to an OCPP 1.6
-error code.
+Every schema of a version is loaded and compiled once, at start-up, into a :class:`SchemaChecker`;
+:func:`load_checkers` builds one per version and :class:`Checkers` hands a connection the one of
+its version. A check is a fast yes/no (a compiled predicate, see "Fast path" below); only a
+payload that fails is run through jsonschema to find the most relevant error and map it to the
+version's error code (``versions.ErrorCodes``).
+
+Where a version's schemas are and how they are named is in its ``versions.OcppVersion`` row:
+1.6 sits at the top of the schema directory and is found by id
+(``<json_schema_id_prefix><Action>Request|Response``), as operators' own directories expect;
+2.0.1 and 2.1 sit in ``ocpp2.0.1/`` and ``ocpp2.1/`` and are found by file name
+(``<Action>Request.json``, ``<Action>Response.json``, and for a 2.1 SEND ``<Action>.json``),
+because the OCA files' ids differ between releases and the 2.0.1 copies have none.
 """
 
 from __future__ import annotations
@@ -27,26 +35,30 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.validators import extend, validator_for
 from referencing.jsonschema import DRAFT4, UnknownDialect, specification_with
 
+from .versions import V16, VERSIONS, ErrorCodes, OcppVersion
+
 DEFAULT_ID_PREFIX = "urn:OCPP:1.6:2019:12:"
 _REQUEST, _RESPONSE = "Request", "Response"
 
-OCCURENCE = "OccurenceConstraintViolation"  # sic: OCPP 1.6 spells it with one "r"
-TYPE = "TypeConstraintViolation"
-PROPERTY = "PropertyConstraintViolation"
-FORMATION = "FormationViolation"
-NOT_IMPLEMENTED = "NotImplemented"
+# Which of a version's ErrorCodes a failed keyword is reported with.
+_OCCURRENCE, _TYPE, _PROPERTY, _FORMAT = "occurrence", "type", "property", "format"
+# When a payload has several errors, the shallowest wins, then the first kind in this order.
+_KIND_RANK = {_OCCURRENCE: 0, _TYPE: 1, _PROPERTY: 2, _FORMAT: 3}
+_KIND_OF_KEYWORD = {
+    "required": _OCCURRENCE, "minItems": _OCCURRENCE, "maxItems": _OCCURRENCE,
+    "dependencies": _OCCURRENCE, "minProperties": _OCCURRENCE, "maxProperties": _OCCURRENCE,
+    "type": _TYPE,
+    "enum": _PROPERTY, "const": _PROPERTY, "maxLength": _PROPERTY, "minLength": _PROPERTY,
+    "maximum": _PROPERTY, "minimum": _PROPERTY, "exclusiveMaximum": _PROPERTY,
+    "exclusiveMinimum": _PROPERTY, "multipleOf": _PROPERTY, "format": _PROPERTY,
+    "pattern": _PROPERTY, "uniqueItems": _PROPERTY,
+}  # anything else (additionalProperties, additionalItems, anyOf, not ...): a format violation
 
-# When a payload has several errors, the shallowest wins, then the first code in this order.
-_CODE_RANK = {OCCURENCE: 0, TYPE: 1, PROPERTY: 2, FORMATION: 3}
-_CODE_OF_KEYWORD = {
-    "required": OCCURENCE, "minItems": OCCURENCE, "maxItems": OCCURENCE,
-    "dependencies": OCCURENCE, "minProperties": OCCURENCE, "maxProperties": OCCURENCE,
-    "type": TYPE,
-    "enum": PROPERTY, "const": PROPERTY, "maxLength": PROPERTY, "minLength": PROPERTY,
-    "maximum": PROPERTY, "minimum": PROPERTY, "exclusiveMaximum": PROPERTY,
-    "exclusiveMinimum": PROPERTY, "multipleOf": PROPERTY, "format": PROPERTY,
-    "pattern": PROPERTY, "uniqueItems": PROPERTY,
-}  # anything else (additionalProperties, additionalItems, anyOf, not ...): FormationViolation
+
+def _code(codes: ErrorCodes, kind: str) -> str:
+    return {_OCCURRENCE: codes.occurrence_violation, _TYPE: codes.type_violation,
+            _PROPERTY: codes.property_violation, _FORMAT: codes.format_violation}[kind]
+
 
 MAX_DESCRIPTION = 255
 _MAX_VALUE = 40
@@ -58,7 +70,7 @@ class SchemaError(Exception):
 
 
 class Violation(NamedTuple):
-    code: str          # an OCPP 1.6 error code
+    code: str          # an error code of the checker's OCPP version
     description: str   # "<json path>: <reason>", one line, at most MAX_DESCRIPTION characters
 
 
@@ -71,55 +83,114 @@ def default_schema_dir() -> Path:
 
 
 class SchemaChecker:
-    """Checks Call and CallResult payloads; thread-safe, nothing is compiled after __init__."""
+    """Checks one version's Call, CallResult and SEND payloads; thread-safe, nothing is compiled
+    after __init__."""
 
     def __init__(self, directory: str | Path, id_prefix: str = DEFAULT_ID_PREFIX, *,
-                 check_formats: bool = False) -> None:
+                 check_formats: bool = False, version: OcppVersion = V16) -> None:
         """Load and compile every ``*.json`` in ``directory``; raise SchemaError if any is unusable.
 
+        ``id_prefix`` only matters to a version whose schemas are keyed by id (1.6).
         ``check_formats`` also enforces ``"format": "date-time"`` (RFC 3339); off by default
         because real charge points send timestamps without a zone or with odd precision.
         """
         self.directory = Path(directory)
         self.id_prefix = id_prefix
-        schemas = _load_directory(self.directory)
-        registry = _registry(schemas)
-        format_checker = _FORMAT_CHECKER if check_formats else None
-        checks: dict[str, _Check] = {}
-        for uri, (path, schema) in schemas.items():
-            try:
-                checks[uri] = _Check(schema, registry, uri, format_checker)
-            except (referencing.exceptions.Unresolvable, _MetaschemaError) as exc:
-                raise SchemaError(_bounded(f"{path}: unusable schema: {_one_line(str(exc))}")) from None
-        self._requests, self._responses = _by_action(schemas, checks, id_prefix, self.directory)
+        self.version = version
+        self._codes = version.codes
+        files = _load_directory(self.directory)
+        compiled = _Compiler(_FORMAT_CHECKER if check_formats else None, version.codes)
+        if version.schema_keyed_by_id:
+            tables = _by_id(files, id_prefix, compiled)
+        else:
+            tables = _by_file_name(files, version, compiled)
+        self._requests, self._responses, self._sends = tables
+        _require_pairs(self._requests, self._responses, self.directory)
         self.actions: frozenset[str] = frozenset(self._requests)
+        self.send_actions: frozenset[str] = frozenset(self._sends)
 
     def check_request(self, action: str, payload: object) -> Violation | None:
         """None if ``payload`` is a valid ``action`` Call payload, else the Violation to answer."""
-        check = self._requests.get(action)
-        if check is None:
-            return Violation(NOT_IMPLEMENTED, _bounded(f"unknown action {_short(action)}"))
-        return check(payload)
+        return self._check(self._requests, action, payload, "unknown action")
 
     def check_response(self, action: str, payload: object) -> Violation | None:
         """Like check_request, for the CallResult to a Call of ``action``."""
-        check = self._responses.get(action)
-        if check is None:
-            return Violation(NOT_IMPLEMENTED, _bounded(f"no schema for the response to {_short(action)}"))
-        return check(payload)
+        return self._check(self._responses, action, payload, "no schema for the response to")
+
+    def check_send(self, action: str, payload: object) -> Violation | None:
+        """Like check_request, for a SEND (2.1 type 6) of ``action``."""
+        return self._check(self._sends, action, payload, "unknown SEND action")
+
+    def is_signed(self, action: str) -> bool:
+        """``action`` is a signed message of this version (``<Action>-Signed``): never checked."""
+        suffix = self.version.signed_action_suffix
+        return suffix is not None and action.endswith(suffix) and len(action) > len(suffix)
+
+    def _check(self, table: dict[str, _Check], action: str, payload: object, unknown: str):
+        check = table.get(action)
+        if check is not None:
+            return check(payload)
+        if self.is_signed(action):
+            return None  # a JWS no schema describes: the receiver unwraps and checks it
+        return Violation(self._codes.not_implemented, _bounded(f"{unknown} {_short(action)}"))
+
+
+class Checkers:
+    """The checker of each version the gateway checks, by version."""
+
+    def __init__(self, checkers: Iterable[SchemaChecker] = ()) -> None:
+        self._by_subprotocol = {checker.version.subprotocol: checker for checker in checkers}
+
+    def for_version(self, version: OcppVersion | str | None) -> SchemaChecker | None:
+        """The checker of ``version`` (an OcppVersion or its subprotocol); None: not checked."""
+        name = version.subprotocol if isinstance(version, OcppVersion) else version
+        return self._by_subprotocol.get(name)
+
+    def __iter__(self):
+        return iter(self._by_subprotocol.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._by_subprotocol)
+
+
+def version_schema_dir(directory: str | Path, version: OcppVersion,
+                       shipped: str | Path | None = None) -> Path:
+    """Where ``version``'s schemas are: ``directory`` for 1.6, ``directory/<subdir>`` for 2.x.
+
+    A configured directory without the subdirectory of a version (an operator's own 1.6
+    directory from before 2.x) gets the shipped schemas of that version.
+    """
+    root = Path(directory)
+    if not version.schema_subdir:
+        return root
+    own = root / version.schema_subdir
+    if own.is_dir():
+        return own
+    return Path(shipped if shipped is not None else default_schema_dir()) / version.schema_subdir
+
+
+def load_checkers(directory: str | Path, versions: Iterable[OcppVersion] = VERSIONS.values(), *,
+                  id_prefix: str = DEFAULT_ID_PREFIX, check_formats: bool = False,
+                  shipped: str | Path | None = None) -> Checkers:
+    """One SchemaChecker per version, from ``directory`` (see version_schema_dir)."""
+    return Checkers(SchemaChecker(version_schema_dir(directory, v, shipped), id_prefix,
+                                  check_formats=check_formats, version=v) for v in versions)
 
 
 # ---------------------------------------------------------------------------------------------
 # Loading
 
-def _load_directory(directory: Path) -> dict[str, tuple[Path, dict]]:
-    """Every schema by its id (``id`` in draft 4, ``$id`` later), with the file it came from."""
+_Files = list[tuple[Path, dict]]
+
+
+def _load_directory(directory: Path) -> _Files:
+    """Every ``*.json`` schema in ``directory`` (not its subdirectories), with its path."""
     if not directory.is_dir():
         raise SchemaError(f"schema directory {directory} does not exist or is not a directory")
     paths = sorted(directory.glob("*.json"))
     if not paths:
         raise SchemaError(f"schema directory {directory} holds no *.json schema files")
-    schemas: dict[str, tuple[Path, dict]] = {}
+    files = []
     for path in paths:
         try:
             schema = json.loads(path.read_text(encoding="utf-8"))
@@ -127,45 +198,111 @@ def _load_directory(directory: Path) -> dict[str, tuple[Path, dict]]:
             raise SchemaError(f"{path}: cannot read schema: {_one_line(str(exc))}") from None
         if not isinstance(schema, dict):
             raise SchemaError(f"{path}: a schema must be a JSON object")
+        files.append((path, schema))
+    return files
+
+
+def _specification(path: Path, schema: dict):
+    dialect = schema.get("$schema")
+    try:
+        return DRAFT4 if dialect is None else specification_with(dialect)
+    except UnknownDialect:
+        raise SchemaError(f"{path}: unknown \"$schema\" {_short(dialect)}") from None
+
+
+class _Compiler:
+    """Compiles the schemas of one directory into _Checks, with one version's codes."""
+
+    def __init__(self, format_checker, codes: ErrorCodes) -> None:
+        self.format_checker = format_checker
+        self.codes = codes
+        self._valid_definitions: set[tuple[type, str]] = set()
+
+    def __call__(self, path: Path, schema: dict, registry: referencing.Registry,
+                 resolver: referencing.Resolver) -> _Check:
+        try:
+            self._check_against_metaschema(schema)
+            return _Check(schema, registry, resolver, self.format_checker, self.codes)
+        except (referencing.exceptions.Unresolvable, _MetaschemaError) as exc:
+            raise SchemaError(_bounded(f"{path}: unusable schema: {_one_line(str(exc))}")) from None
+
+    def _check_against_metaschema(self, schema: dict) -> None:
+        """``check_schema``, with each distinct entry of ``definitions`` checked once.
+
+        The 2.x files repeat the same definitions (IdTokenType, CustomDataType ...) in file after
+        file; checking each once halves the start-up cost. Equivalent: in the draft 4 to 7
+        metaschemas every ``definitions`` value is checked against the metaschema itself.
+        """
+        base = validator_for(schema, default=Draft4Validator)
+        definitions = schema.get("definitions")
+        if not isinstance(definitions, dict):
+            base.check_schema(schema)
+            return
+        for definition in definitions.values():
+            key = (base, json.dumps(definition, sort_keys=True))
+            if key not in self._valid_definitions:
+                base.check_schema(definition)
+                self._valid_definitions.add(key)
+        base.check_schema({k: v for k, v in schema.items() if k != "definitions"})
+
+
+def _by_id(files: _Files, prefix: str, compiled: _Compiler):
+    """Requests and responses by action, from ids ``<prefix><Action>Request|Response``; the
+    schemas share one registry, so one may refer to another by id."""
+    by_uri: dict[str, tuple[Path, dict]] = {}
+    for path, schema in files:
         uri = schema.get("$id", schema.get("id"))
         if not isinstance(uri, str) or not uri:
             raise SchemaError(f"{path}: the schema has no id")
-        if uri in schemas:
-            raise SchemaError(f"{path}: id {uri} is also the id of {schemas[uri][0]}")
-        schemas[uri] = (path, schema)
-    return schemas
-
-
-def _registry(schemas: dict[str, tuple[Path, dict]]) -> referencing.Registry:
-    resources = []
-    for uri, (path, schema) in schemas.items():
-        dialect = schema.get("$schema")
-        try:
-            specification = DRAFT4 if dialect is None else specification_with(dialect)
-        except UnknownDialect:
-            raise SchemaError(f"{path}: unknown \"$schema\" {_short(dialect)}") from None
-        resources.append((uri, specification.create_resource(schema)))
-    return referencing.Registry().with_resources(resources).crawl()
-
-
-def _by_action(schemas, checks, prefix: str, directory: Path):
-    """Split the checks into requests and responses by action, looked up by prefixed id."""
+        if uri in by_uri:
+            raise SchemaError(f"{path}: id {uri} is also the id of {by_uri[uri][0]}")
+        by_uri[uri] = (path, schema)
+    registry = referencing.Registry().with_resources(
+        (uri, _specification(path, schema).create_resource(schema))
+        for uri, (path, schema) in by_uri.items()).crawl()
     requests: dict[str, _Check] = {}
     responses: dict[str, _Check] = {}
-    for uri, (path, _) in schemas.items():
+    for uri, (path, schema) in by_uri.items():
+        check = compiled(path, schema, registry, registry.resolver(uri))
         name = uri[len(prefix):] if uri.startswith(prefix) else ""
         if name.endswith(_REQUEST) and len(name) > len(_REQUEST):
-            requests[name[:-len(_REQUEST)]] = checks[uri]
+            requests[name[:-len(_REQUEST)]] = check
         elif name.endswith(_RESPONSE) and len(name) > len(_RESPONSE):
-            responses[name[:-len(_RESPONSE)]] = checks[uri]
+            responses[name[:-len(_RESPONSE)]] = check
         else:
             raise SchemaError(f"{path}: id {uri} is not <prefix><Action>Request|Response "
                               f"for the configured prefix {prefix!r} (ocpp.json_schema_id_prefix)")
+    return requests, responses, {}
+
+
+def _by_file_name(files: _Files, version: OcppVersion, compiled: _Compiler):
+    """Requests, responses and SENDs by action, from file names; each schema stands alone, so
+    whatever ids the files carry (none, or one per release) do not matter."""
+    requests: dict[str, _Check] = {}
+    responses: dict[str, _Check] = {}
+    sends: dict[str, _Check] = {}
+    for path, schema in files:
+        registry = referencing.Registry()
+        resolver = registry.resolver_with_root(_specification(path, schema).create_resource(schema))
+        check = compiled(path, schema, registry, resolver)
+        name = path.stem
+        if name.endswith(_REQUEST) and len(name) > len(_REQUEST):
+            requests[name[:-len(_REQUEST)]] = check
+        elif name.endswith(_RESPONSE) and len(name) > len(_RESPONSE):
+            responses[name[:-len(_RESPONSE)]] = check
+        elif version.has_send:
+            sends[name] = check
+        else:
+            raise SchemaError(f"{path}: an {version.subprotocol} schema file is named "
+                              f"<Action>Request.json or <Action>Response.json")
+    return requests, responses, sends
+
+
+def _require_pairs(requests: dict, responses: dict, directory: Path) -> None:
     unpaired = sorted(requests.keys() ^ responses.keys())
     if unpaired:
         raise SchemaError(f"schema directory {directory}: no request and response pair for "
                           f"{', '.join(unpaired)}")
-    return requests, responses
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,43 +361,45 @@ _FAST_PATH_DIALECTS = {Draft4Validator: True, Draft6Validator: False, Draft7Vali
 class _Check:
     """One schema: a compiled predicate for valid payloads, jsonschema for explaining the rest."""
 
-    def __init__(self, schema: dict, registry: referencing.Registry, uri: str, format_checker) -> None:
+    def __init__(self, schema: dict, registry: referencing.Registry, resolver: referencing.Resolver,
+                 format_checker, codes: ErrorCodes) -> None:
+        self._codes = codes
         base = validator_for(schema, default=Draft4Validator)  # the dialect the schema declares
         if base not in _EXTENDED:
             _EXTENDED[base] = extend(base, {"multipleOf": _multiple_of_keyword})
-        base.check_schema(schema)
         self._validator = _EXTENDED[base](schema, registry=registry, format_checker=format_checker)
         self.is_valid: _Predicate = self._validator.is_valid
         if base in _FAST_PATH_DIALECTS:
             dialect = _Dialect(_FAST_PATH_DIALECTS[base], format_checker)
             try:
-                self.is_valid = _compile(schema, registry.resolver(uri), dialect, 0)
+                self.is_valid = _compile(schema, resolver, dialect, 0)
             except _Unsupported:
                 pass
 
     def __call__(self, payload: object) -> Violation | None:
         if not isinstance(payload, dict):
-            return Violation(FORMATION, f"$: the payload must be a JSON object, not {_json_type(payload)}")
+            return Violation(self._codes.format_violation,
+                             f"$: the payload must be a JSON object, not {_json_type(payload)}")
         if self.is_valid(payload):
             return None
-        return _explain(self._validator.iter_errors(payload))
+        return _explain(self._validator.iter_errors(payload), self._codes)
 
 
 # ---------------------------------------------------------------------------------------------
 # Explaining a failure
 
-def _explain(errors: Iterable[ValidationError]) -> Violation | None:
+def _explain(errors: Iterable[ValidationError], codes: ErrorCodes) -> Violation | None:
     best, best_key = None, None
     for index, error in enumerate(errors):
-        code = _CODE_OF_KEYWORD.get(error.validator, FORMATION)
-        key = (len(error.absolute_path), _CODE_RANK[code], index)
+        kind = _KIND_OF_KEYWORD.get(error.validator, _FORMAT)
+        key = (len(error.absolute_path), _KIND_RANK[kind], index)
         if best_key is None or key < best_key:
-            best, best_key = (error, code), key
+            best, best_key = (error, kind), key
     if best is None:
         return None  # the fast path was stricter than jsonschema; jsonschema is the reference
-    error, code = best
+    error, kind = best
     path, reason = _describe(error)
-    return Violation(code, _bounded(f"{path}: {reason}"))
+    return Violation(_code(codes, kind), _bounded(f"{path}: {reason}"))
 
 
 def _describe(error: ValidationError) -> tuple[str, str]:

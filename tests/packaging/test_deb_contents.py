@@ -21,6 +21,10 @@ SHIPPED_PATHS = [
     f"{VENV}/pyvenv.cfg",
     f"{VENV}/share/ocpp-gw/schemas/BootNotification.json",
     f"{VENV}/share/ocpp-gw/schemas/BootNotificationResponse.json",
+    f"{VENV}/share/ocpp-gw/schemas/ocpp2.0.1/BootNotificationRequest.json",
+    f"{VENV}/share/ocpp-gw/schemas/ocpp2.0.1/BootNotificationResponse.json",
+    f"{VENV}/share/ocpp-gw/schemas/ocpp2.1/BootNotificationRequest.json",
+    f"{VENV}/share/ocpp-gw/schemas/ocpp2.1/NotifyPeriodicEventStream.json",
     "/usr/bin/ocpp-gw",
     "/lib/systemd/system/ocpp-gw.service",
     "/usr/lib/sysusers.d/ocpp-gw.conf",
@@ -58,8 +62,18 @@ def test_deb_ships(listing, path):
 
 
 def test_every_shipped_schema_is_in_the_venv_data_dir(listing):
-    shipped = {p.rsplit("/", 1)[1] for p in listing if p.startswith(f"{VENV}/share/ocpp-gw/schemas/")}
-    assert shipped == {p.name for p in (ROOT / "schemas").glob("*.json")}
+    """Each version's schemas in its own directory: 1.6 at the top, 2.0.1 and 2.1 below it."""
+    data_dir = f"{VENV}/share/ocpp-gw/schemas/"
+    shipped = {p.removeprefix(data_dir) for p, line in listing.items()
+               if p.startswith(data_dir) and line.startswith("-")}  # regular files, not directories
+    assert shipped == {p.relative_to(ROOT / "schemas").as_posix() for p in (ROOT / "schemas").rglob("*.json")}
+
+
+def test_shipped_oca_schemas_are_the_repository_files_byte_for_byte(payload):
+    for version in ("ocpp2.0.1", "ocpp2.1"):
+        for path in sorted((ROOT / "schemas" / version).glob("*.json")):
+            shipped = payload.extractfile(f".{VENV}/share/ocpp-gw/schemas/{version}/{path.name}").read()
+            assert shipped == path.read_bytes(), path
 
 
 @pytest.fixture(scope="module")
