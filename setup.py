@@ -39,7 +39,7 @@ setup(
             "pytest>=7.4",
             "pytest-timeout>=2.2",
             "freezegun>=1.4",
-            "ocpp>=1.0",
+            "ocpp==2.1.0",  # schemas/ocpp2.* are byte-for-byte copies of this release's (schemas/README.md)
             "websockets>=13.0",
             "hypothesis>=6.90",
             "selenium==4.36.0",  # drives Debian's chromium through chromium-driver (tests/browser)
