@@ -1,5 +1,6 @@
 """The ocpp-gw command line: --check-config, config errors at start, passwd, ctl."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,22 @@ def test_bare_mode_with_a_template_that_cannot_carry_the_id_refuses_to_start(tmp
     result = ocpp_gw("-c", str(conf))
     assert result.returncode == 2
     assert "ocpp.payload_format" in result.stderr or "ocpp.upstream.topic" in result.stderr
+
+
+def test_check_config_compiles_the_schemas_of_every_version(tmp_path):
+    """An own 1.6 directory without 2.x subdirectories starts (the shipped 2.x schemas stand in);
+    a broken 2.x schema in an own subdirectory stops the start, naming the file."""
+    schemas = tmp_path / "schemas"
+    shutil.copytree(ROOT / "schemas", schemas, ignore=shutil.ignore_patterns("ocpp2*", "*.md"))
+    conf = tmp_path / "ocpp.conf"
+    conf.write_text(f"ocpp.message_format_checking = all\nocpp.json_schema_dir = {schemas}\n")
+    assert ocpp_gw("--check-config", str(conf)).returncode == 0
+
+    shutil.copytree(ROOT / "schemas" / "ocpp2.1", schemas / "ocpp2.1")
+    (schemas / "ocpp2.1" / "ResetRequest.json").write_text('{"type": "object",')
+    result = ocpp_gw("--check-config", str(conf))
+    assert result.returncode == 2
+    assert "ocpp.json_schema_dir" in result.stderr and f"{schemas}/ocpp2.1/ResetRequest.json" in result.stderr
 
 
 def test_missing_config_file_exits_2(tmp_path):

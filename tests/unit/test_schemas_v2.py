@@ -25,6 +25,7 @@ from ocpp_gw.protocol.schemas import (
     version_schema_dir,
 )
 from ocpp_gw.protocol.versions import V16, V21, V201, by_subprotocol
+from ocpp_gw.runtime import Runtime
 from tools.harness import ocpp2_traffic
 from tests.unit.test_schemas import REPLACEMENTS, mutations, resolve
 
@@ -280,6 +281,14 @@ def test_checkers_are_found_by_version_or_subprotocol(checkers):
     assert checkers.for_version(V21).version is V21
     assert checkers.for_version("ocpp3.0") is None and checkers.for_version(None) is None
     assert {c.version.subprotocol for c in checkers} == {"ocpp1.6", "ocpp2.0.1", "ocpp2.1"}
+
+
+def test_a_connection_gets_the_checker_of_its_version(checkers):
+    shared = dict(settings=None, auth=None, pipe_config=object(), connections=object())
+    runtime = Runtime(checkers=checkers, **shared)
+    assert runtime.checker_for("ocpp2.1") is checkers.for_version(V21)
+    assert runtime.checker_for("ocpp1.6").check_request("Heartbeat", {"x": 1}).code == "FormationViolation"
+    assert Runtime(checkers=None, **shared).checker_for("ocpp2.1") is None  # format checking disabled
 
 
 def test_only_the_versions_asked_for_are_compiled():
