@@ -347,6 +347,14 @@ def test_2x_schemas_are_found_by_file_name_whatever_their_ids(tmp_path):
     assert checker.check_request("Authorize", {"idToken": {"idToken": "T", "type": "Local"}}) is None
 
 
+def test_schema_files_starting_with_a_byte_order_mark_are_read(tmp_path):
+    directory = copy_version(tmp_path, "ocpp2.0.1")
+    path = directory / "ResetRequest.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert SchemaChecker(directory, version=V201).check_request("Reset", {"type": "Warm"}).code == \
+        "PropertyConstraintViolation"
+
+
 def test_a_2x_request_without_its_response_is_refused(tmp_path):
     directory = copy_version(tmp_path, "ocpp2.0.1")
     (directory / "ResetResponse.json").unlink()
@@ -374,3 +382,26 @@ def test_an_unresolvable_2x_reference_is_named(tmp_path):
     rewrite(directory / "ResetRequest.json", lambda s: s["properties"]["type"].update({"$ref": "#/definitions/No"}))
     with pytest.raises(SchemaError, match="ResetRequest.json"):
         SchemaChecker(directory, version=V201)
+
+
+# --- through the pipe: a 2.x connection's checker answers in 2.x codes ---------------------------
+
+def test_the_pipe_answers_a_2_0_1_charge_point_in_2_0_1_codes(checkers):
+    from tests.unit.test_pipe import checking
+    h = checking("all")
+    h.pipe.checker = checkers.for_version(V201)
+    h.cp_sends([2, "b1", "BootNotification", {"reason": "PowerUp"}])
+    h.cp_sends([2, "h1", "Heartbeat", {"vendor": "x"}])
+    assert [(m.unique_id, m.code) for m in h.to_cp()] == [
+        ("b1", "OccurrenceConstraintViolation"), ("h1", "FormatViolation")]
+    assert h.to_csms() == []
+
+
+def test_the_pipe_passes_a_2_1_charge_points_valid_session_untouched(checkers):
+    from tests.unit.test_pipe import checking
+    h = checking("all")
+    h.pipe.checker = checkers.for_version(V21)
+    boot = next(m for m in ocpp2_traffic.session("ocpp2.1") if m.direction == "cp_call")
+    h.cp_sends([2, "b1", boot.action, copy.deepcopy(boot.payload)])
+    assert h.to_cp() == []
+    assert h.to_csms()[0].message.payload == boot.payload
