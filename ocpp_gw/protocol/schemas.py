@@ -192,7 +192,7 @@ def _load_directory(directory: Path) -> _Files:
         raise SchemaError(f"schema directory {directory} holds no *.json schema files")
     files = []
     for path in paths:
-        try:  # utf-8-sig: the OCA's own downloads of some schema sets start with a byte order mark
+        try:  # utf-8-sig: OCA schema files may start with a byte order mark (the OCPP 2.0 set does)
             schema = json.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise SchemaError(f"{path}: cannot read schema: {_one_line(str(exc))}") from None
