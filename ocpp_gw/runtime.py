@@ -27,6 +27,7 @@ class Runtime:
             self.connections = threading.BoundedSemaphore(
                 self.settings["ocpp.listener.max_connections"])
 
-    def checker_for(self, subprotocol: str | None):
-        """The schema checker of a connection that negotiated ``subprotocol``; None: unchecked."""
-        return None if self.checkers is None else self.checkers.for_version(subprotocol)
+    def checker_for(self, version):
+        """The schema checker of a connection speaking ``version`` (an OcppVersion or its
+        subprotocol); None: not checked."""
+        return None if self.checkers is None else self.checkers.for_version(version)

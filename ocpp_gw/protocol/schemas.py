@@ -39,6 +39,7 @@ from .versions import V16, VERSIONS, ErrorCodes, OcppVersion
 
 DEFAULT_ID_PREFIX = "urn:OCPP:1.6:2019:12:"
 _REQUEST, _RESPONSE = "Request", "Response"
+_SIGNED = "-Signed"  # a signed message's action (2.x Part 4 §7), on versions with signed_actions
 
 # Which of a version's ErrorCodes a failed keyword is reported with.
 _OCCURRENCE, _TYPE, _PROPERTY, _FORMAT = "occurrence", "type", "property", "format"
@@ -110,7 +111,13 @@ class SchemaChecker:
         self.send_actions: frozenset[str] = frozenset(self._sends)
 
     def check_request(self, action: str, payload: object) -> Violation | None:
-        """None if ``payload`` is a valid ``action`` Call payload, else the Violation to answer."""
+        """None if ``payload`` is a valid ``action`` Call payload, else the Violation to answer.
+
+        A SEND-only action (2.1's NotifyPeriodicEventStream) is checked against its SEND schema
+        here too: whether it came as a Call or a SEND is the frame's business, not its format's.
+        """
+        if action in self._sends and action not in self._requests:
+            return self.check_send(action, payload)
         return self._check(self._requests, action, payload, "unknown action")
 
     def check_response(self, action: str, payload: object) -> Violation | None:
@@ -118,13 +125,12 @@ class SchemaChecker:
         return self._check(self._responses, action, payload, "no schema for the response to")
 
     def check_send(self, action: str, payload: object) -> Violation | None:
-        """Like check_request, for a SEND (2.1 type 6) of ``action``."""
+        """Like check_request, for a SEND (2.1 type 6) of ``action``: only SEND actions."""
         return self._check(self._sends, action, payload, "unknown SEND action")
 
     def is_signed(self, action: str) -> bool:
         """``action`` is a signed message of this version (``<Action>-Signed``): never checked."""
-        suffix = self.version.signed_action_suffix
-        return suffix is not None and action.endswith(suffix) and len(action) > len(suffix)
+        return self.version.signed_actions and action.endswith(_SIGNED) and len(action) > len(_SIGNED)
 
     def _check(self, table: dict[str, _Check], action: str, payload: object, unknown: str):
         check = table.get(action)

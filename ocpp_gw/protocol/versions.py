@@ -78,12 +78,11 @@ class OcppVersion:
     unreadable_id: str | None          # the id of an answer to a frame whose id cannot be read
     schema_subdir: str                 # where its schemas live under the schema directory ("" = top)
     bare_mode: bool                    # may be served with ocpp.payload_format = bare
+    signed_actions: bool               # "<Action>-Signed" calls exist (2.x Part 4 §7)
     # How the checker finds an action's schemas: by id, <ocpp.json_schema_id_prefix><Action>Request
     # and ...Response (1.6: operators' own schema directories rely on it), or by file name,
     # <Action>Request.json and <Action>Response.json (2.x: the OCA files' ids differ per release).
     schema_keyed_by_id: bool = False
-    # Signed messages (2.x Part 4 §7): action <Action><suffix>, a JWS payload no schema describes.
-    signed_action_suffix: str | None = None
 
     @property
     def has_send(self) -> bool:
@@ -93,16 +92,16 @@ class OcppVersion:
 V16 = OcppVersion(
     subprotocol="ocpp1.6", codes=_CODES_16, message_types=frozenset({CALL, CALLRESULT, CALLERROR}),
     answers_unknown_message_type=False, unreadable_id=None, schema_subdir="", bare_mode=True,
-    schema_keyed_by_id=True)
+    signed_actions=False, schema_keyed_by_id=True)
 V201 = OcppVersion(
     subprotocol="ocpp2.0.1", codes=_CODES_2X, message_types=frozenset({CALL, CALLRESULT, CALLERROR}),
     answers_unknown_message_type=True, unreadable_id="-1", schema_subdir="ocpp2.0.1", bare_mode=False,
-    signed_action_suffix="-Signed")
+    signed_actions=True)
 V21 = OcppVersion(
     subprotocol="ocpp2.1", codes=_CODES_2X,
     message_types=frozenset({CALL, CALLRESULT, CALLERROR, CALLRESULTERROR, SEND}),
     answers_unknown_message_type=False, unreadable_id="-1", schema_subdir="ocpp2.1", bare_mode=False,
-    signed_action_suffix="-Signed")
+    signed_actions=True)
 
 VERSIONS: dict[str, OcppVersion] = {v.subprotocol: v for v in (V16, V201, V21)}
 
