@@ -26,6 +26,7 @@ from ocpp_gw.protocol.schemas import (
 )
 from ocpp_gw.protocol.versions import V16, V21, V201, by_subprotocol
 from ocpp_gw.runtime import Runtime
+from ocpp_gw.settings import load as load_settings
 from tools.harness import ocpp2_traffic
 from tests.unit.test_schemas import REPLACEMENTS, mutations, resolve
 
@@ -285,12 +286,14 @@ def test_checkers_are_found_by_version_or_subprotocol(checkers):
     assert {c.version.subprotocol for c in checkers} == {"ocpp1.6", "ocpp2.0.1", "ocpp2.1"}
 
 
-def test_a_connection_gets_the_checker_of_its_version(checkers):
-    shared = dict(settings=None, auth=None, pipe_config=object(), connections=object())
-    runtime = Runtime(checkers=checkers, **shared)
-    assert runtime.checker_for("ocpp2.1") is checkers.for_version(V21)
+def test_a_connection_gets_the_checker_of_its_version(checkers, tmp_path):
+    conf = tmp_path / "ocpp.conf"
+    conf.write_text("")
+    settings = load_settings(conf)
+    runtime = Runtime(settings=settings, auth=None, checkers=checkers)
+    assert runtime.checker_for(V21) is checkers.for_version(V21)
     assert runtime.checker_for("ocpp1.6").check_request("Heartbeat", {"x": 1}).code == "FormationViolation"
-    assert Runtime(checkers=None, **shared).checker_for("ocpp2.1") is None  # format checking disabled
+    assert Runtime(settings=settings, auth=None).checker_for(V21) is None  # format checking disabled
 
 
 def test_only_the_versions_asked_for_are_compiled():
