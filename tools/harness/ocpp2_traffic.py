@@ -3,6 +3,8 @@ dataclasses and serialised the way its ChargePoint serialises them (what a real 
 
 ``session(version)`` lists ``Message(direction, action, payload, name)``; directions are ``cp_call``,
 ``csms_result`` (the CSMS's answer to it), ``csms_call``, ``cp_result`` and ``cp_send`` (2.1 SEND).
+Shared with bench/ like the rest of the harness: realistic 2.x payloads for a 2.x population. Needs
+the ``ocpp`` package (the test extra).
 """
 
 from __future__ import annotations
