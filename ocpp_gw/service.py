@@ -22,10 +22,10 @@ from .chargers.listener import Listener
 from .chargers.registry import Registry
 from .runtime import Runtime
 from .chargers.tls import make_ssl_context
+from .protocol.close_codes import CLOSE_GOING_AWAY
 
 log = logging.getLogger("ocpp_gw.service")
 
-CLOSE_GOING_AWAY = 1001
 STOP_BUDGET = 8.0  # seconds for closing every CP; SPEC allows 10 for the whole stop
 # A thread per charge point: glibc's default 8 MiB stack reservation each adds up to tens of GiB
 # of address space at 10,000 CPs. Our threads recurse shallowly (JSON depth is capped at 64).

@@ -37,12 +37,12 @@ from urllib.parse import unquote
 from .. import __version__
 from . import access as admin_access
 from .. import auth
-from ..protocol.handshake import cid_problem
+from ..protocol.close_codes import CLOSE_NORMAL
+from ..protocol.identity import cid_problem
 from ..auth.throttle import FailureThrottle, address_key
 
 log = logging.getLogger("ocpp_gw.admin")
 
-CLOSE_NORMAL = 1000
 MAX_BODY = 64 * 1024
 RECENT_DISCONNECTS = 200
 

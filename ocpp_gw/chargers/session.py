@@ -24,14 +24,12 @@ from wsproto.utilities import LocalProtocolError
 from ..protocol import frames
 from ..netio.doorbell import Doorbell
 from ..protocol.history import TO_CP
+from ..protocol.close_codes import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_TOO_BIG
 from ..protocol.pipe import Adopted, Close, Disconnected, Pipe, drain
 from .websocket import CpWebSocket, LockedSocket, poll_timeout_ms
 
 log = logging.getLogger("ocpp_gw.session")
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_TOO_BIG = 1009
 
 
 def _utf8_length_over(text: str, limit: int) -> bool:
@@ -85,7 +83,7 @@ class Session:
             log.exception("[%s] session failed", self.cid, extra={"cid": self.cid})
             self.runtime.stats.incr("errors.session")
             if self.pipe.closed is None:
-                self.pipe.closed = Close(1011, "internal error")
+                self.pipe.closed = Close(CLOSE_INTERNAL_ERROR, "internal error")
         finally:
             self._finish(registered)
 

@@ -33,8 +33,8 @@ from wsproto.frame_protocol import CloseReason, ParseFailed
 from wsproto.utilities import LocalProtocolError
 
 from ..netio import gil_io
+from ..protocol.close_codes import CLOSE_TOO_BIG
 
-CLOSE_TOO_BIG = 1009
 
 _NOTHING_YET = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _LONGEST_POLL_MS = 2**31 - 1  # poll() takes a C int; a longer wait only wakes once to wait again

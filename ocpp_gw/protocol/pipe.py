@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from . import frames
+from .close_codes import CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_UNSUPPORTED_DATA
 from .envelope import gateway_error
 from .history import FROM_CP, History
 from .frames import Call, CallError, CallResult, Message
@@ -32,11 +33,6 @@ CSMS_CALL = "CSMS_CALL"
 
 # More than 68 years is "never" (and more than a float holds would raise): the keepalive uses this.
 MAX_HEARTBEAT_INTERVAL = 2**31 - 1
-
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_UNSUPPORTED_DATA = 1003
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.validators import extend, validator_for
 from referencing.jsonschema import DRAFT4, UnknownDialect, specification_with
 
+from .text import bounded, excerpt, one_line
+
 DEFAULT_ID_PREFIX = "urn:OCPP:1.6:2019:12:"
 _REQUEST, _RESPONSE = "Request", "Response"
 
@@ -90,7 +92,7 @@ class SchemaChecker:
             try:
                 checks[uri] = _Check(schema, registry, uri, format_checker)
             except (referencing.exceptions.Unresolvable, _MetaschemaError) as exc:
-                raise SchemaError(_bounded(f"{path}: unusable schema: {_one_line(str(exc))}")) from None
+                raise SchemaError(_bounded(f"{path}: unusable schema: {one_line(str(exc))}")) from None
         self._requests, self._responses = _by_action(schemas, checks, id_prefix, self.directory)
         self.actions: frozenset[str] = frozenset(self._requests)
 
@@ -124,7 +126,7 @@ def _load_directory(directory: Path) -> dict[str, tuple[Path, dict]]:
         try:
             schema = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise SchemaError(f"{path}: cannot read schema: {_one_line(str(exc))}") from None
+            raise SchemaError(f"{path}: cannot read schema: {one_line(str(exc))}") from None
         if not isinstance(schema, dict):
             raise SchemaError(f"{path}: a schema must be a JSON object")
         uri = schema.get("$id", schema.get("id"))
@@ -288,7 +290,7 @@ def _describe(error: ValidationError) -> tuple[str, str]:
     if keyword in ("maxItems", "minItems"):
         bound = f"at most {expected} allowed" if keyword == "maxItems" else f"at least {expected} required"
         return path, f"{len(value)} items, {bound}"
-    return path, _one_line(error.message)
+    return path, one_line(error.message)
 
 
 def _json_path(parts: Iterable[object]) -> str:
@@ -304,21 +306,15 @@ def _json_path(parts: Iterable[object]) -> str:
 
 
 def _short(value: object) -> str:
-    text = repr(value)  # one line: repr escapes line breaks inside strings
-    return text if len(text) <= _MAX_VALUE else text[:_MAX_VALUE - 3] + "..."
+    return excerpt(value, _MAX_VALUE)
 
 
 def _short_list(values: list) -> str:
-    text = repr(values)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return excerpt(values, 120)
 
 
 def _bounded(text: str) -> str:
-    return text if len(text) <= MAX_DESCRIPTION else text[:MAX_DESCRIPTION - 3] + "..."
+    return bounded(text, MAX_DESCRIPTION)
 
 
 def _json_type(value: object) -> str:
