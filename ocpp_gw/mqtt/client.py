@@ -155,3 +155,8 @@ class BufferedClient(mqtt.Client):
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and self.buffered_bytes():
             rc = super().loop_read(max_packets)
         return rc
+
+    def network_thread_alive(self) -> bool:
+        """paho's network loop thread (``loop_start``) runs."""
+        thread = getattr(self, "_thread", None)
+        return thread is not None and thread.is_alive()
