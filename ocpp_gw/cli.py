@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load(path)
         if args.check_config:
+            from .config import checker_config
             from .service import make_checkers
-            make_checkers(settings)
+            make_checkers(checker_config(settings), settings.source)
             print(f"{path}: OK")
             return 0
     except ConfigError as err:

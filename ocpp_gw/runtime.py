@@ -1,33 +1,43 @@
-"""What every connection shares: settings, the bridge, the registry, counters, auth, the checkers."""
+"""What every connection shares, built in one place: configuration, auth, the checkers, counters,
+the registry of sessions, the MQTT bridge and the connection slots."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .protocol.pipe import PipeConfig
+from .chargers.registry import Registry
+from .config import Config
+from .mqtt.bridge import Bridge
+from .protocol.handshake import AuthBackend
 from .stats import Stats
 
+if TYPE_CHECKING:  # imported only when checking is on: jsonschema is a heavy import
+    from .protocol.schemas import Checkers, SchemaChecker
+    from .protocol.versions import OcppVersion
 
-@dataclass
+
+@dataclass(frozen=True)
 class Runtime:
-    settings: object
-    auth: object
-    checkers: object = None  # protocol.schemas.Checkers; None: format checking is off
-    stats: Stats = field(default_factory=Stats)
-    registry: object = None
-    bridge: object = None
-    pipe_config: PipeConfig = None
-    connections: threading.BoundedSemaphore = None
+    config: Config
+    auth: AuthBackend  # see ocpp_gw.auth
+    checkers: Checkers | None  # one per served version; None: format checking is off
+    stats: Stats
+    registry: Registry
+    bridge: Bridge
+    connections: threading.BoundedSemaphore  # one slot per connection, up to max_connections
 
-    def __post_init__(self):
-        if self.pipe_config is None:
-            self.pipe_config = PipeConfig.from_settings(self.settings)
-        if self.connections is None:
-            self.connections = threading.BoundedSemaphore(
-                self.settings["ocpp.listener.max_connections"])
-
-    def checker_for(self, version):
-        """The schema checker of a connection speaking ``version`` (an OcppVersion or its
-        subprotocol); None: not checked."""
+    def checker_for(self, version: OcppVersion | str) -> SchemaChecker | None:
+        """The schema checker of a connection speaking ``version``; None: not checked."""
         return None if self.checkers is None else self.checkers.for_version(version)
+
+
+def build_runtime(config: Config, auth, checkers: Checkers | None) -> Runtime:
+    """Make the shared parts and wire them: the registry tells the bridge's router who comes and goes."""
+    stats = Stats()
+    registry = Registry()
+    bridge = Bridge(config.mqtt, stats, registry)
+    registry.watch(bridge.router)
+    return Runtime(config=config, auth=auth, checkers=checkers, stats=stats, registry=registry,
+                   bridge=bridge, connections=threading.BoundedSemaphore(config.max_connections))

@@ -16,16 +16,15 @@ import time
 from . import logs, systemd
 from . import auth
 from .admin import access as admin_access
-from .admin.api import AdminServer
-from .mqtt.bridge import Bridge
+from .admin.api import AdminApi, AdminServer, ListenerState
 from .chargers.listener import Listener
-from .chargers.registry import Registry
-from .runtime import Runtime
 from .chargers.tls import make_ssl_context
+from .config import CheckerConfig, Config
+from .runtime import build_runtime
+from .protocol.close_codes import CLOSE_GOING_AWAY
 
 log = logging.getLogger("ocpp_gw.service")
 
-CLOSE_GOING_AWAY = 1001
 STOP_BUDGET = 8.0  # seconds for closing every CP; SPEC allows 10 for the whole stop
 # A thread per charge point: glibc's default 8 MiB stack reservation each adds up to tens of GiB
 # of address space at 10,000 CPs. Our threads recurse shallowly (JSON depth is capped at 64).
@@ -81,19 +80,19 @@ def make_auth(settings):
         raise StartupError(f"auth.file: {err}") from err
 
 
-def make_checkers(settings, versions=None):
+def make_checkers(config: CheckerConfig | None, source: str | None, versions=None):
     """The schema checker of each version in ``versions`` (default: every version the gateway
-    knows), compiled now; None when ``ocpp.message_format_checking = disable``."""
-    if settings["ocpp.message_format_checking"] == "disable":
-        return None  # and jsonschema is never imported
+    knows), compiled now; None when format checking is off."""
+    if config is None:
+        return None  # and jsonschema is never imported: a heavy import
     from .protocol import schemas
     from .protocol.versions import VERSIONS
-    directory = settings["ocpp.json_schema_dir"] or schemas.default_schema_dir()
+    directory = config.schema_dir or schemas.default_schema_dir()
     try:
         checkers = schemas.load_checkers(directory, VERSIONS.values() if versions is None else versions,
-                                         id_prefix=settings["ocpp.json_schema_id_prefix"])
+                                         id_prefix=config.id_prefix)
     except schemas.SchemaError as err:
-        raise StartupError(f"{settings.source}: ocpp.json_schema_dir: {err}") from err
+        raise StartupError(f"{source}: ocpp.json_schema_dir: {err}") from err
     for checker in checkers:
         log.info("format checking %s against the schemas in %s", checker.version.subprotocol,
                  checker.directory)
@@ -106,34 +105,25 @@ class Service:
         sys.setswitchinterval(SWITCH_INTERVAL)
         limit_malloc_arenas()
         self.settings = settings
-        self.runtime = Runtime(settings=settings, auth=make_auth(settings),
-                               checkers=make_checkers(settings))
-        self.runtime.registry = Registry(on_first=self._subscribe, on_last=self._unsubscribe)
-        self.runtime.bridge = Bridge(settings, self.runtime.stats, self.runtime.registry)
+        self.config = config = Config.from_settings(settings)
+        self.runtime = build_runtime(config, make_auth(settings), make_checkers(config.checker, settings.source))
         self.listeners: list[Listener] = []
         self.admin: AdminServer | None = None
         self.watchdog: systemd.Watchdog | None = None
         self.signals: queue.Queue = queue.Queue()
         self.started_at = time.time()
 
-    def _subscribe(self, session) -> None:
-        self.runtime.bridge.attach(session)
-
-    def _unsubscribe(self, session) -> None:
-        self.runtime.bridge.detach(session.cid, linger=session.moved_to is None)
-
     def start(self, mqtt_wait: float = 10.0) -> None:
-        settings = self.settings
-        raise_open_files_limit(settings["ocpp.listener.max_connections"])
+        config = self.config
+        raise_open_files_limit(config.max_connections)
         self.runtime.bridge.start()
         try:
-            if settings["ocpp.listener.ws"]:
-                self.listeners.append(Listener(self.runtime, settings["ocpp.listener.ws"], "ws"))
-            if settings["ocpp.listener.wss"]:
-                self.listeners.append(Listener(self.runtime, settings["ocpp.listener.wss"], "wss",
-                                               make_ssl_context(settings)))
-            if settings["admin.listener"]:
-                self.admin = AdminServer(self, settings["admin.listener"])
+            if config.ws:
+                self.listeners.append(Listener(self.runtime, config.ws, "ws"))
+            if config.wss:
+                self.listeners.append(Listener(self.runtime, config.wss, "wss", make_ssl_context(config.tls)))
+            if config.admin_listener:
+                self.admin = AdminServer(self._admin_api(), config.admin, config.admin_listener)
         except admin_access.TokenError as err:
             self.runtime.bridge.stop(0)
             raise StartupError(f"admin.token_file: {err}") from err
@@ -148,12 +138,25 @@ class Service:
             log.info("ocpp_gw ready")
         else:
             log.warning("ocpp_gw ready, but the MQTT broker at %s:%s is not reachable yet; "
-                        "upstream messages are queued", *settings["mqtt.server"])
+                        "upstream messages are queued", *config.mqtt.link.server)
         systemd.notify("READY=1\nSTATUS=serving charge points")
         interval = systemd.watchdog_interval()
         if interval:
             self.watchdog = systemd.Watchdog(interval, self.core_threads_alive)
             self.watchdog.start()
+
+    def _admin_api(self) -> AdminApi:
+        runtime = self.runtime
+        return AdminApi(runtime.registry, runtime.bridge.connected, runtime.stats, runtime.auth, self.config.admin,
+                        started_at=self.started_at, listeners=self.listener_states)
+
+    def listener_states(self) -> list[ListenerState]:
+        """Each listener (the charge points', the admin one) with whether its thread runs."""
+        states = [ListenerState(l.name, l.address, self.config.listener.path + "/<cid>", l.is_alive())
+                  for l in self.listeners]
+        if self.admin is not None:
+            states.append(ListenerState("admin", self.admin.address, "/", self.admin.thread.is_alive(), admin=True))
+        return states
 
     def core_threads_alive(self) -> bool:
         """The accept loops and the MQTT loop run (a broker outage is not a reason to restart)."""
@@ -204,7 +207,7 @@ class Service:
             listener.stop()
         sessions = list(self.runtime.registry)
         for session in sessions:
-            session.pipe.request_close(CLOSE_GOING_AWAY, "shutdown")
+            session.close(CLOSE_GOING_AWAY, "shutdown")
         deadline = time.monotonic() + STOP_BUDGET
         for session in sessions:
             session.finished.wait(max(0.0, deadline - time.monotonic()))

@@ -32,9 +32,10 @@ from urllib.parse import urlsplit
 
 from configobj import ConfigObj, ConfigObjError, DuplicateError
 
+from .protocol.topics import placeholders
+
 OVERRIDE_PREFIX = "ocpp.upstream.topic."
 ACTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
-PLACEHOLDERS = ("cid", "clientid", "action", "id", "type")
 SECRET_MASK = "******"
 
 # Who sends which Call in OCPP 1.6 (core profiles plus the security whitepaper): an
@@ -345,24 +346,12 @@ class ClientId(Parser):
         return text
 
 
-_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 CID_PLACEHOLDERS = frozenset({"cid", "clientid"})
 UPSTREAM, DNSTREAM, EVENTS = "upstream", "dnstream", "events"
 
 
-def placeholders(template: str) -> list[str]:
-    """The placeholder names of a template, in order; ValueError on an unknown or unclosed one."""
-    names = _PLACEHOLDER.findall(template)
-    for name in names:
-        if name not in PLACEHOLDERS:
-            raise ValueError(f"unknown placeholder ${{{name}}}")
-    if "${" in _PLACEHOLDER.sub("", template):
-        raise ValueError("a ${ is not closed by }")
-    return names
-
-
 @dataclasses.dataclass(frozen=True)
-class Template(Parser):
+class TopicTemplate(Parser):
     """An MQTT topic template; ``role`` decides which placeholders and wildcards it may hold."""
     role: str
 
@@ -404,7 +393,7 @@ def _check_filter_levels(template: str) -> None:
             raise ValueError(f"{template!r}: # must be the whole last topic level")
         if "+" in level and level != "+":
             raise ValueError(f"{template!r}: + must be a whole topic level")
-        for name in [n for n in dict.fromkeys(_PLACEHOLDER.findall(level)) if n not in CID_PLACEHOLDERS]:
+        for name in [n for n in dict.fromkeys(placeholders(level)) if n not in CID_PLACEHOLDERS]:
             # Subscribed as "+" and read back from the level of each received topic.
             if level != f"${{{name}}}":
                 raise ValueError(f"{template!r}: ${{{name}}} must be a whole topic level")
@@ -542,24 +531,24 @@ one of its answer <prefix><Action>Response. (2.x schemas are found by file name.
     ),
     *_group(
         "Topics",
-        Key("ocpp.upstream.topic", Template(UPSTREAM), "cp/${cid}", f"""
+        Key("ocpp.upstream.topic", TopicTemplate(UPSTREAM), "cp/${cid}", f"""
 Topic template of the Calls charge points send (for example BootNotification). With the
 defaults, charge point CP001 publishes on ocpp/cp/CP001. An action can have a topic of its
 own: see ocpp.upstream.topic.<Action> below.
 
 {_TEMPLATE_HELP}"""),
-        Key("ocpp.upstream.reply_topic", Template(UPSTREAM), "cp/${cid}/Reply", """
+        Key("ocpp.upstream.reply_topic", TopicTemplate(UPSTREAM), "cp/${cid}/Reply", """
 Topic template of the CallResults charge points send, answers to CSMS calls, with the
 call's Action merged in. Default: ocpp/cp/CP001/Reply. Placeholders as for
 ocpp.upstream.topic."""),
-        Key("ocpp.upstream.error_topic", Template(UPSTREAM), "cp/${cid}/Reply", """
+        Key("ocpp.upstream.error_topic", TopicTemplate(UPSTREAM), "cp/${cid}/Reply", """
 Topic template of the CallErrors charge points send, and of the gateway errors: what the
 gateway tells the CSMS when it refuses or gives up on a CSMS call (queue full, timeout,
 charge point offline or disconnected, invalid message, schema failure). Placeholders as for
 ocpp.upstream.topic."""),
         Key("ocpp.upstream.qos", Integer(0, 2), "1", """
 MQTT QoS of upstream messages. With 0, messages are lost while the broker is unreachable."""),
-        Key("ocpp.dnstream.topic", Template(DNSTREAM), "cs/${cid}", f"""
+        Key("ocpp.dnstream.topic", TopicTemplate(DNSTREAM), "cs/${cid}", f"""
 Topic template the gateway subscribes to (QoS 1) for each connected charge point, to receive
 what the CSMS sends it: Calls, and answers to the charge point's Calls. With the defaults the
 CSMS publishes to ocpp/cs/CP001. The template may hold + and # wildcards (quote a value with
@@ -577,7 +566,7 @@ If the charge point connects in time they are delivered in order; otherwise Call
 with a gateway error (reason offline). At most ocpp.dnstream.max_mqueue_len are held per charge
 point. 0 answers at once. Calls still queued when a charge point disconnects are answered with
 reason disconnected right away."""),
-        Key("ocpp.events.topic", Template(EVENTS), "events/${cid}", """
+        Key("ocpp.events.topic", TopicTemplate(EVENTS), "events/${cid}", """
 Topic template of the connect and disconnect events, published with QoS 1 and retained: a
 JSON object with cid, event (connected or disconnected), reason, peer, username, subprotocol,
 gateway and ts. Placeholder ${cid} (alias ${clientid})."""),
@@ -757,7 +746,7 @@ class Settings(Mapping[str, Any]):
         return f"Settings(source={self.source!r}, overrides={sorted(self._overrides)})"
 
 
-_OVERRIDE_TEMPLATE = Template(UPSTREAM)
+_OVERRIDE_TEMPLATE = TopicTemplate(UPSTREAM)
 
 
 def _default_values() -> dict[str, Any]:

@@ -32,17 +32,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from typing import Callable
 from urllib.parse import unquote
 
 from .. import __version__
 from . import access as admin_access
 from .. import auth
-from ..protocol.handshake import cid_problem
+from ..protocol.close_codes import CLOSE_NORMAL
+from ..protocol.identity import cid_problem
 from ..auth.throttle import FailureThrottle, address_key
 
 log = logging.getLogger("ocpp_gw.admin")
 
-CLOSE_NORMAL = 1000
 MAX_BODY = 64 * 1024
 RECENT_DISCONNECTS = 200
 
@@ -61,6 +62,31 @@ SECURITY_HEADERS = {
                                 "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
                                 "frame-ancestors 'none'; base-uri 'none'"),
 }
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """What the admin listener needs from the configuration (built by ``ocpp_gw.config``)."""
+
+    token_file: str | None = None
+    auth_backend: str = "file"
+    credentials_file: str = "/etc/ocpp_gw/passwd"
+    # shown by /api/v1/status
+    ocpp_path: str = "/ocpp"
+    mqtt_server: tuple[str, int] = ("127.0.0.1", 1883)
+    mqtt_client_id: str = ""
+    mqtt_protocol: str = "3.1.1"
+    config_file: str | None = None
+    effective: dict = field(default_factory=dict)  # every setting, secrets masked
+
+
+@dataclass(frozen=True)
+class ListenerState:
+    name: str
+    address: tuple
+    path: str
+    alive: bool
+    admin: bool = False  # the admin listener itself (not a reason to be unhealthy)
 
 
 class ApiError(Exception):
@@ -86,11 +112,11 @@ class RecentDisconnects:
 
     def record(self, session) -> None:
         try:
-            closed = session.pipe.closed
+            closed = session.closed
             entry = {**session.describe(), "disconnected_at": time.time(),
                      "reason": closed.reason if closed is not None else "ended",
                      "close_code": closed.code if closed is not None else None,
-                     "history": [{**item, "payload": None} for item in session.pipe.history.entries()]}
+                     "history": [{**item, "payload": None} for item in session.history.entries()]}
         except Exception:  # noqa: BLE001 - a console nicety must never break a disconnect
             log.exception("could not record the disconnect of %s", getattr(session, "cid", "?"))
             return
@@ -115,9 +141,9 @@ class RecentDisconnects:
 class Credentials:
     """The file backend's credentials, edited in place; the backend re-reads after each change."""
 
-    def __init__(self, settings, backend, registry):
-        self.backend_name = settings["auth.backend"]
-        self.path = settings["auth.file"]
+    def __init__(self, config: AdminConfig, backend, registry):
+        self.backend_name = config.auth_backend
+        self.path = config.credentials_file
         self.backend = backend
         self.registry = registry
         self._lock = threading.Lock()
@@ -259,66 +285,67 @@ def _password_field(body: dict, *, generate_when_missing: bool) -> tuple[str | N
 class AdminApi:
     """The answers, without HTTP."""
 
-    def __init__(self, service):
-        self.service = service
-        self.runtime = service.runtime
+    def __init__(self, registry, mqtt_connected: threading.Event, stats, auth_backend, config: AdminConfig, *,
+                 started_at: float, listeners: Callable[[], list[ListenerState]]):
+        self.registry = registry
+        self.mqtt_connected = mqtt_connected
+        self.counters = stats
+        self.config = config
+        self.started_at = started_at
+        self.listeners = listeners
         self.disconnects = RecentDisconnects()
-        self.credentials = Credentials(service.settings, self.runtime.auth, self.runtime.registry)
+        self.credentials = Credentials(config, auth_backend, registry)
 
     def clients(self) -> list[dict]:
-        return [session.describe() for session in self.runtime.registry]
+        return [session.describe() for session in self.registry]
 
     def client(self, cid: str) -> dict | None:
-        session = self.runtime.registry.get(cid)
+        session = self.registry.get(cid)
         if session is None:
             return None
-        return {**session.describe(), "history": session.pipe.history.entries(),
-                "history_payloads": session.pipe.history.keep_payloads}
+        return {**session.describe(), "history": session.history.entries(),
+                "history_payloads": session.history.keep_payloads}
 
     def kick(self, cid: str) -> bool:
-        session = self.runtime.registry.get(cid)
+        session = self.registry.get(cid)
         if session is None:
             return False
         log.info("[%s] kicked through the admin API", cid, extra={"cid": cid})
-        session.pipe.request_close(CLOSE_NORMAL, "kicked")
+        session.close(CLOSE_NORMAL, "kicked")
         return True
 
     def stats(self) -> dict:
-        sessions = list(self.runtime.registry)
+        sessions = list(self.registry)
         return {
             "version": __version__,
-            "uptime": round(time.time() - self.service.started_at, 3),
+            "uptime": round(time.time() - self.started_at, 3),
             "connections": len(sessions),
-            "mqtt_connected": self.runtime.bridge.connected.is_set(),
-            "queue_depth": sum(s.pipe.queue_depth for s in sessions),
-            "counters": self.runtime.stats.snapshot(),
+            "mqtt_connected": self.mqtt_connected.is_set(),
+            "queue_depth": sum(s.queue_depth for s in sessions),
+            "counters": self.counters.snapshot(),
         }
 
     def status(self) -> dict:
-        settings = self.service.settings
-        admin = self.service.admin
+        config = self.config
         return {
             "version": __version__,
-            "started_at": self.service.started_at,
-            "uptime": round(time.time() - self.service.started_at, 3),
-            "connections": len(self.runtime.registry),
-            "mqtt": {"connected": self.runtime.bridge.connected.is_set(),
-                     "server": _address(settings["mqtt.server"]),
-                     "client_id": settings["mqtt.client_id"],
-                     "protocol": settings["mqtt.protocol"]},
-            "listeners": [{"name": listener.name, "address": _address(listener.address),
-                           "path": settings["ocpp.listener.path"] + "/<cid>",
-                           "alive": listener.is_alive()} for listener in self.service.listeners]
-                         + ([{"name": "admin", "address": _address(admin.address), "path": "/",
-                              "alive": admin.thread.is_alive()}] if admin is not None else []),
-            "auth_backend": settings["auth.backend"],
-            "config_file": settings.source,
-            "config": {name: _config_text(value) for name, value in sorted(settings.public_dict().items())},
+            "started_at": self.started_at,
+            "uptime": round(time.time() - self.started_at, 3),
+            "connections": len(self.registry),
+            "mqtt": {"connected": self.mqtt_connected.is_set(),
+                     "server": _address(config.mqtt_server),
+                     "client_id": config.mqtt_client_id,
+                     "protocol": config.mqtt_protocol},
+            "listeners": [{"name": state.name, "address": _address(state.address), "path": state.path,
+                           "alive": state.alive} for state in self.listeners()],
+            "auth_backend": config.auth_backend,
+            "config_file": config.config_file,
+            "config": {name: _config_text(value) for name, value in sorted(config.effective.items())},
         }
 
     def healthy(self) -> tuple[bool, dict]:
-        mqtt_ok = self.runtime.bridge.connected.is_set()
-        listeners_ok = all(listener.is_alive() for listener in self.service.listeners)
+        mqtt_ok = self.mqtt_connected.is_set()
+        listeners_ok = all(state.alive for state in self.listeners() if not state.admin)
         return mqtt_ok and listeners_ok, {"mqtt": "up" if mqtt_ok else "down",
                                           "listeners": "up" if listeners_ok else "down"}
 
@@ -388,7 +415,7 @@ _DISCONNECT = re.compile(r"^/api/v1/disconnects/([^/]+)$")
 _CREDENTIAL = re.compile(r"^/api/v1/credentials/([^/]+)$")
 
 
-class Console:
+class AdminRouter:
     """Routes one request (already read) to the API, under the access rules."""
 
     def __init__(self, api: AdminApi, policy: admin_access.AccessPolicy, files: dict[str, bytes]):
@@ -500,7 +527,7 @@ def _json_body(headers: dict[str, str], body: bytes) -> dict:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    console: Console  # set on the subclass made per server
+    router: AdminRouter  # set on the subclass made per server
     server_version = f"ocpp-gw/{__version__}"
     protocol_version = "HTTP/1.1"
 
@@ -535,7 +562,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         path = self.path.split("?", 1)[0]
         try:
-            response = self.console.handle(method, path, headers, body, self.client_address[0])
+            response = self.router.handle(method, path, headers, body, self.client_address[0])
         except Exception:  # noqa: BLE001 - one bad request must not take the listener down
             log.exception("admin %s %s failed", method, path)
             response = _error(500, "internal error; see the gateway's log")
@@ -571,20 +598,18 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class AdminServer:
-    def __init__(self, service, address: tuple[str, int]):
-        settings = service.settings
+    def __init__(self, api: AdminApi, config: AdminConfig, address: tuple[str, int]):
         token = None
-        if settings["admin.token_file"]:
+        if config.token_file:
             # raises admin_access.TokenError: the service turns it into a startup error
-            token = admin_access.load_token(settings["admin.token_file"])
-        api = AdminApi(service)
-        service.runtime.registry.on_disconnect.append(api.disconnects.record)
+            token = admin_access.load_token(config.token_file)
+        api.registry.on_disconnect.append(api.disconnects.record)
         self.httpd = _QuietServer(address, _Handler)
         self.address = self.httpd.server_address[:2]
         policy = admin_access.AccessPolicy(token, admin_access.Logins(),
                                            cookie_name=f"ocpp_gw_session_{self.address[1]}")
         self.httpd.RequestHandlerClass = type("Handler", (_Handler,),
-                                              {"console": Console(api, policy, console_files())})
+                                              {"router": AdminRouter(api, policy, console_files())})
         self.token_required = token is not None
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="ocpp-admin",
                                        daemon=True)

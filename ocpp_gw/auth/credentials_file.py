@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from typing import NamedTuple
-from ..protocol.handshake import cid_problem
+from ..protocol.identity import cid_problem
 from .passwords import hash_password, parse_hash
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from ..protocol.handshake import cid_problem
+from ..protocol.identity import cid_problem
 from .credentials_file import DEFAULT_FILE, PROFILES, CredentialsError, add_user, load_credentials, remove_user
 from .passwords import generate_password
 

@@ -8,6 +8,7 @@ import socket
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 
 from ..protocol import handshake
 from . import tls
@@ -23,6 +24,17 @@ DESCRIPTOR_PAUSE = 0.1
 # ...and says so at most this often (with the count since), not ten times a second.
 DESCRIPTOR_WARNING_EVERY = 10.0
 DESCRIPTOR_HINT = "raise the open files limit, LimitNOFILE: each charge point needs two"
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """How the upgrade request is read and judged (built by ``ocpp_gw.config``)."""
+
+    path: str = "/ocpp"  # the cid is the one path segment after it
+    idle_timeout: float = 30.0  # for the whole handshake, TLS included
+    fail_if_no_subprotocol: bool = True
+    username_must_match_cid: bool = True
+    ssl_organization: str | None = None  # required O of a client certificate
 
 
 def _format_peer(address) -> str:
@@ -50,7 +62,7 @@ class Listener:
     def start(self) -> None:
         self.thread.start()
         log.info("listening for charge points on %s://%s/%s", self.name,
-                 _format_peer(self.address), self.runtime.settings["ocpp.listener.path"].strip("/"))
+                 _format_peer(self.address), self.runtime.config.listener.path.strip("/"))
 
     def stop(self) -> None:
         self._stopping = True
@@ -114,20 +126,20 @@ class Connection:
 
     def __init__(self, runtime, sock: socket.socket, peer: str, ssl_context):
         self.runtime = runtime
+        self.config: ListenerConfig = runtime.config.listener
         self.sock = sock
         self.peer = peer
         self.ssl_context = ssl_context
         self.deadline = 0.0  # of the handshake, on the monotonic clock; set by handle()
 
     def handle(self) -> None:
-        settings = self.runtime.settings
         sock = self.sock
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(settings["ocpp.idle_timeout"] or None)
+            sock.settimeout(self.config.idle_timeout or None)
             # One deadline for the whole handshake: a per-read timeout would let a client that
             # dribbles its request a byte at a time hold the connection forever.
-            self.deadline = time.monotonic() + settings["ocpp.idle_timeout"]
+            self.deadline = time.monotonic() + self.config.idle_timeout
             if self.ssl_context is not None:
                 sock = self._tls_handshake()
                 if sock is None:
@@ -177,7 +189,7 @@ class Connection:
             return self.sock
         except TimeoutError:
             log.warning("connection from %s closed: no TLS handshake within %gs", self.peer,
-                        self.runtime.settings["ocpp.idle_timeout"])
+                        self.config.idle_timeout)
             self.runtime.stats.incr("refused.handshake_timeout")
         except ssl.SSLError as error:
             about_certificate, reason = tls.handshake_failure(error)
@@ -200,7 +212,7 @@ class Connection:
                 chunk = self.sock.recv(4096)
             except TimeoutError:
                 log.warning("connection from %s closed: no handshake within %gs", self.peer,
-                            self.runtime.settings["ocpp.idle_timeout"])
+                            self.config.idle_timeout)
                 self.runtime.stats.incr("refused.handshake_timeout")
                 return None
             if not chunk:
@@ -215,13 +227,12 @@ class Connection:
                 return None
 
     def _decide(self, raw: bytes) -> Peer | handshake.Refusal:
-        settings = self.runtime.settings
+        config = self.config
         end = handshake.find_header_end(raw)
         if end > handshake.MAX_REQUEST_BYTES:
             return handshake.too_large()
         request = handshake.parse_request(
-            raw[:end], path_prefix=settings["ocpp.listener.path"],
-            fail_if_no_subprotocol=settings["ocpp.listener.fail_if_no_subprotocol"])
+            raw[:end], path_prefix=config.path, fail_if_no_subprotocol=config.fail_if_no_subprotocol)
         if isinstance(request, handshake.Refusal):
             return request
         transport = handshake.PLAIN
@@ -229,13 +240,12 @@ class Connection:
             # A non-empty dict only when TLS asked for a client certificate and verified it.
             certificate = self.sock.getpeercert()
             if certificate:
-                refusal = tls.certificate_refusal(certificate, request.cid,
-                                                  settings["ocpp.listener.ssl.organization"])
+                refusal = tls.certificate_refusal(certificate, request.cid, config.ssl_organization)
                 if refusal is not None:
                     return refusal
             transport = handshake.Transport(tls=True, client_certificate=bool(certificate))
         refusal = handshake.authorize(request, self.runtime.auth, peer=self.peer, transport=transport,
-                                      must_match_cid=settings["auth.username_must_match_cid"])
+                                      must_match_cid=config.username_must_match_cid)
         if refusal is not None:
             return refusal
         return Peer(request.cid, self.peer, request.username, request.subprotocol)

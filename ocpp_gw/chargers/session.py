@@ -17,26 +17,35 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from queue import Full
 
 from simple_websocket import ConnectionClosed
 from wsproto.utilities import LocalProtocolError
 
 from ..protocol import frames
 from ..netio.doorbell import Doorbell
-from ..protocol.history import TO_CP
+from ..protocol.frames import Message
+from ..protocol.history import FROM_CSMS, TO_CP, History
+from ..protocol.close_codes import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_TOO_BIG
 from ..protocol.pipe import Adopted, Close, Disconnected, Pipe, drain
 from .websocket import CpWebSocket, LockedSocket, poll_timeout_ms
 
 log = logging.getLogger("ocpp_gw.session")
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_TOO_BIG = 1009
 
 
 def _utf8_length_over(text: str, limit: int) -> bool:
     # A character takes at most 4 bytes: only long texts need encoding to tell.
     return bool(limit) and len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How a connection treats its socket (built by ``ocpp_gw.config``)."""
+
+    send_timeout: float = 30.0  # a write waits at most this long for the CP's window
+    max_frame_size: int = 65536  # bytes of one message, after inflation
+    close_timeout: float = 1.0  # for the CP's answer to our close frame
 
 
 @dataclass(frozen=True)
@@ -50,23 +59,25 @@ class Peer:
 
 
 class Session:
+    """One charge point connection. Other threads use only the public surface below the three
+    phases: ``deliver``, ``adopt``, ``close``, ``move_to``, ``describe``, ``history``, ``closed``."""
+
     def __init__(self, runtime, sock: socket.socket, raw_request: bytes, peer: Peer):
         self.runtime = runtime
+        self.config: SessionConfig = runtime.config.session
         self.cid = peer.cid
         self.peer = peer
         self.connected_at = time.time()
         self._doorbell = Doorbell()
         # No Sec-WebSocket-Protocol (ocpp.listener.fail_if_no_subprotocol = false): 1.6.
         checker = runtime.checker_for(peer.subprotocol or "ocpp1.6")
-        self.pipe = Pipe(peer.cid, runtime.pipe_config, stats=runtime.stats, checker=checker,
+        self._pipe = Pipe(peer.cid, runtime.config.pipe, stats=runtime.stats, checker=checker,
                          doorbell=self._doorbell)
         self.finished = threading.Event()
-        self.successor: Session | None = None
+        self._successor: Session | None = None  # the connection that took this cid over here
         self.moved_to: str | None = None  # another gateway instance that took this CP over
         self.ws: CpWebSocket | None = None
-        # A CP that stops reading must not hold its thread in a send for longer than a call may take.
-        self._sock = LockedSocket(sock, self._stamp_receive,
-                                  send_timeout=max(1.0, runtime.settings["ocpp.awaiting_timeout"]))
+        self._sock = LockedSocket(sock, self._stamp_receive, send_timeout=self.config.send_timeout)
         self._raw_request = raw_request
         self._reader_done = False  # the CP's side of the stream is over, and the pipe has been told
 
@@ -78,7 +89,7 @@ class Session:
         try:
             self.ws = CpWebSocket(
                 self._sock, self._raw_request, self.peer.subprotocol,
-                max_message_size=self.runtime.settings["ocpp.max_frame_size"])
+                max_message_size=self.config.max_frame_size)
             self._take_frames()  # any that came right behind the handshake
             self._claim_cid()
             registered = True
@@ -86,15 +97,10 @@ class Session:
         except Exception:  # noqa: BLE001 - one CP's failure must not touch the others
             log.exception("[%s] session failed", self.cid, extra={"cid": self.cid})
             self.runtime.stats.incr("errors.session")
-            if self.pipe.closed is None:
-                self.pipe.closed = Close(1011, "internal error")
+            if self._pipe.closed is None:
+                self._pipe.closed = Close(CLOSE_INTERNAL_ERROR, "internal error")
         finally:
             self._finish(registered)
-
-    def taken_over_by(self, gateway: str) -> None:
-        """Another gateway instance now holds this CP (any thread)."""
-        self.moved_to = gateway
-        self.pipe.request_close(CLOSE_NORMAL, f"taken over by {gateway}")
 
     def _claim_cid(self) -> None:
         previous = self.runtime.registry.register(self)
@@ -102,19 +108,18 @@ class Session:
             log.info("[%s] takes over the connection from %s", self.cid, previous.peer.address,
                      extra={"cid": self.cid})
             self.runtime.stats.incr("connections.taken_over")
-            previous.successor = self
-            previous.pipe.request_close(CLOSE_NORMAL, "taken over")
-            if not previous.finished.wait(self.runtime.settings["ocpp.close_timeout"] + 2.0):
+            previous.hand_to(self)
+            if not previous.finished.wait(self.config.close_timeout + 2.0):
                 log.warning("[%s] previous connection did not finish in time", self.cid,
                             extra={"cid": self.cid})
         self.runtime.stats.incr("connections.opened")
         log.info("[%s] connected from %s as %s (%s)", self.cid, self.peer.address,
                  self.peer.username or "-", self.peer.subprotocol or "no subprotocol",
                  extra={"cid": self.cid})
-        self.runtime.bridge.publish_event(self, "connected", "")
+        self.runtime.bridge.upstream.event(self.peer, "connected", "")
 
     def _handle(self) -> None:
-        pipe = self.pipe
+        pipe = self._pipe
         clock = pipe.clock
         sock_fd = self._sock.fileno()
         poller = select.poll()
@@ -143,48 +148,48 @@ class Session:
         self._take_frames()
 
     def _finish(self, registered: bool) -> None:
-        pipe = self.pipe
+        pipe = self._pipe
         reason = pipe.closed.reason if pipe.closed is not None else "ended"
         try:
             if registered:
                 # Leave the registry first: from then on new CSMS messages are held (or handed
                 # on), and what was already routed to this pipe is settled under the route lock.
                 self.runtime.registry.unregister(self)
-                with self.runtime.bridge.routing_stopped():
+                with self.runtime.bridge.router.routing_stopped():
                     self._settle_unfinished_calls(reason)
                 self._flush_upstream()
                 self.runtime.stats.incr("connections.closed")
                 log.info("[%s] disconnected: %s", self.cid, reason, extra={"cid": self.cid})
                 # Not retained after a move: the retained event must stay the new instance's.
-                self.runtime.bridge.publish_event(self, "disconnected", reason,
-                                                  retain=self.moved_to is None)
+                self.runtime.bridge.upstream.event(self.peer, "disconnected", reason,
+                                                   retain=self.moved_to is None)
         finally:
             self._close_socket(pipe.closed)
             self.finished.set()
 
     def _settle_unfinished_calls(self, reason: str) -> None:
         if self.moved_to is not None:
-            calls = self.pipe.unfinished_calls()
+            calls = self._pipe.unfinished_calls()
             for call in calls:
-                self.runtime.bridge.republish_downstream(self.cid, call)
+                self.runtime.bridge.handover.hand_over(self.cid, call)
             if calls:
                 log.info("[%s] %d CSMS call(s) handed to %s", self.cid, len(calls), self.moved_to,
                          extra={"cid": self.cid})
             return
-        successor = self.successor
+        successor = self._successor
         if successor is not None:
-            calls = self.pipe.unfinished_calls()
+            calls = self._pipe.unfinished_calls()
             if calls:
-                successor.pipe.CSMSRx.put(Adopted(tuple(calls)))
+                successor.adopt(calls)
                 log.info("[%s] %d CSMS call(s) handed to the new connection", self.cid, len(calls),
                          extra={"cid": self.cid})
             return
-        self.pipe.answer_unfinished("disconnected", f"{self.cid} disconnected: {reason}")
+        self._pipe.answer_unfinished("disconnected", f"{self.cid} disconnected: {reason}")
 
     # -- moving messages ---------------------------------------------------------------------
 
     def _flush(self) -> None:
-        pipe = self.pipe
+        pipe = self._pipe
         while True:
             for item in drain(pipe.ChargeStationTx):
                 if isinstance(item, Close):
@@ -201,28 +206,28 @@ class Session:
 
     def _send(self, message: frames.Message) -> None:
         text = frames.serialize(message)
-        self.pipe.history.record(TO_CP, message, None, len(text))
+        self._pipe.history.record(TO_CP, message, None, len(text))
         try:
             self.ws.send_text(text)
         except (ConnectionClosed, OSError, LocalProtocolError) as err:
             log.warning("[%s] send of %s failed: %s", self.cid, message.unique_id, err,
                         extra={"cid": self.cid, "unique_id": message.unique_id})
             self.runtime.stats.incr("dropped.cp_send_failed")
-            self.pipe.ChargeStationRx.put(Disconnected(None, "send failed"))
+            self._pipe.ChargeStationRx.put(Disconnected(None, "send failed"))
 
     def _flush_upstream(self) -> None:
-        publish = self.runtime.bridge.publish_upstream
-        history = self.pipe.history
-        for item in drain(self.pipe.CSMSTx):
+        publish = self.runtime.bridge.upstream.publish
+        history = self._pipe.history
+        for item in drain(self._pipe.CSMSTx):
             if not publish(self.cid, item, history):
-                self.pipe.upstream_refused(item)
+                self._pipe.upstream_refused(item)
 
     def _take_frames(self) -> None:
         """Move the messages the WebSocket has received onto ChargeStationRx, then the end of the stream."""
         ws = self.ws
         if self._reader_done:
             return
-        rx = self.pipe.ChargeStationRx
+        rx = self._pipe.ChargeStationRx
         limit = ws.max_message_size
         for data in ws.take_messages():
             if isinstance(data, str) and _utf8_length_over(data, limit):
@@ -243,7 +248,7 @@ class Session:
         return f"frame larger than {self.ws.max_message_size} bytes"
 
     def _stamp_receive(self) -> None:
-        self.pipe.last_rx = self.pipe.clock()
+        self._pipe.last_rx = self._pipe.clock()
 
     def _close_socket(self, closed: Close | None) -> None:
         ws = self.ws
@@ -251,7 +256,7 @@ class Session:
             if ws is not None:
                 ws.close_with(closed.code if closed else CLOSE_GOING_AWAY,
                               closed.reason if closed else "going away")
-                self._await_close_reply(self.runtime.settings["ocpp.close_timeout"])
+                self._await_close_reply(self.config.close_timeout)
             self._sock.shutdown()
             self._sock.close()
         finally:
@@ -269,10 +274,51 @@ class Session:
                 return
             ws.receive_available()
 
-    # -- for the admin API -------------------------------------------------------------------
+    # -- the public surface (any thread) -----------------------------------------------------
+
+    def deliver(self, message: Message, action: str | None, size: int) -> bool:
+        """A CSMS message for this CP (paho's thread: never blocks); False when its queue is full."""
+        self._pipe.history.record(FROM_CSMS, message, action, size)
+        try:
+            self._pipe.CSMSRx.put_nowait((message, action))
+        except Full:
+            return False
+        return True
+
+    def adopt(self, calls: list) -> None:
+        """CSMS calls the previous connection of this cid had not finished: they go first."""
+        self._pipe.CSMSRx.put(Adopted(tuple(calls)))
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the connection to close (kick, shutdown); its own thread does it."""
+        self._pipe.request_close(code, reason)
+
+    def hand_to(self, successor: Session) -> None:
+        """A new connection of this cid took over here: close, handing it the unfinished CSMS calls."""
+        self._successor = successor
+        self.close(CLOSE_NORMAL, "taken over")
+
+    def move_to(self, gateway: str) -> None:
+        """Another gateway instance now holds this CP: close; the unfinished calls go there."""
+        self.moved_to = gateway
+        self.close(CLOSE_NORMAL, f"taken over by {gateway}")
+
+    @property
+    def history(self) -> History:
+        """The last messages of this connection (admin API, gateway errors)."""
+        return self._pipe.history
+
+    @property
+    def closed(self) -> Close | None:
+        """Why the connection closed (code and reason), once it has."""
+        return self._pipe.closed
+
+    @property
+    def queue_depth(self) -> int:
+        return self._pipe.queue_depth
 
     def describe(self) -> dict:
-        pipe = self.pipe
+        pipe = self._pipe
         return {
             "cid": self.cid,
             "peer": self.peer.address,

@@ -11,6 +11,7 @@ HTTP request (and so the cid) has been read: `certificate_refusal` does that.
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 
 from ..protocol.handshake import Refusal
 
@@ -22,19 +23,28 @@ TLS12_CIPHERS = ":".join([
 ])
 
 
-def make_ssl_context(settings) -> ssl.SSLContext:
+@dataclass(frozen=True)
+class TlsConfig:
+    """The wss listener's files and client certificate policy (``ocpp.listener.ssl.*``)."""
+
+    certfile: str | None = None
+    keyfile: str | None = None
+    cacertfile: str | None = None
+    verify_peer: bool = False  # ask for a client certificate and verify it
+    fail_if_no_peer_cert: bool = False  # with verify_peer: refuse a client without one
+
+
+def make_ssl_context(config: TlsConfig) -> ssl.SSLContext:
     """The wss server context; ssl.SSLError or OSError when a file cannot be used."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(TLS12_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
-    context.load_cert_chain(settings["ocpp.listener.ssl.certfile"],
-                            settings["ocpp.listener.ssl.keyfile"] or None)
-    if settings["ocpp.listener.ssl.cacertfile"]:
-        context.load_verify_locations(settings["ocpp.listener.ssl.cacertfile"])
-    if settings["ocpp.listener.ssl.verify"] == "verify_peer":
-        context.verify_mode = (ssl.CERT_REQUIRED if settings["ocpp.listener.ssl.fail_if_no_peer_cert"]
-                               else ssl.CERT_OPTIONAL)
+    context.load_cert_chain(config.certfile, config.keyfile or None)
+    if config.cacertfile:
+        context.load_verify_locations(config.cacertfile)
+    if config.verify_peer:
+        context.verify_mode = ssl.CERT_REQUIRED if config.fail_if_no_peer_cert else ssl.CERT_OPTIONAL
     else:
         context.verify_mode = ssl.CERT_NONE
     return context

@@ -1,7 +1,7 @@
 """simple-websocket, fed with a handshake we already read and checked, and driven by our own thread.
 
 simple-websocket's server expects a WSGI server to have read the HTTP request; we read it in
-:mod:`ocpp_gw.listener`, so :class:`CpWebSocket` replays those exact bytes into wsproto. It does not
+:mod:`ocpp_gw.chargers.listener`, so :class:`CpWebSocket` replays those exact bytes into wsproto. It does not
 start simple-websocket's reader thread: the connection's one thread waits in ``poll()`` on the socket
 and the pipe's doorbell together and calls :meth:`CpWebSocket.receive_available` when the socket is
 readable. That keeps one thread per charge point and one wake-up per message (issue 7).
@@ -13,6 +13,10 @@ TLS record that arrives in pieces cannot stall the thread past a deadline, and a
 permessage-deflate is accepted when a CP offers it, through :class:`BoundedPerMessageDeflate`:
 wsproto's own extension inflates whatever a frame holds in one go, so a few kilobytes could become
 gigabytes before simple-websocket's size check ever sees them.
+
+This module is the only one that uses simple-websocket's and wsproto's private or undocumented
+members; ``tests/unit/test_library_internals.py`` names each of them and fails on a version that
+changed one.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from wsproto.frame_protocol import CloseReason, ParseFailed
 from wsproto.utilities import LocalProtocolError
 
 from ..netio import gil_io
+from ..protocol.close_codes import CLOSE_TOO_BIG
 
-CLOSE_TOO_BIG = 1009
 
 _NOTHING_YET = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _LONGEST_POLL_MS = 2**31 - 1  # poll() takes a C int; a longer wait only wakes once to wait again

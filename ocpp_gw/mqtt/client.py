@@ -8,7 +8,7 @@ changes only how bytes are moved, never which:
 - paho reads each packet with at least three ``recv`` calls (the type byte, each byte of the
   length, the body); here one read of up to 64 KiB serves them from a buffer;
 - on a plain TCP connection, reads, writes and the wake-up byte paho sends itself for every queued
-  packet go through :mod:`ocpp_gw.gil_io`, keeping the GIL (they cannot block: the sockets are
+  packet go through :mod:`ocpp_gw.netio.gil_io`, keeping the GIL (they cannot block: the sockets are
   non-blocking). TLS connections keep paho's own calls.
 
 paho's network loop waits in ``select.select()``, which cannot watch a descriptor numbered 1024 or
@@ -16,9 +16,10 @@ more: with two descriptors per charge point, an MQTT reconnect while a few hundr
 gets such a number, and paho then never connects again (reproduced: a socket on descriptor 1105 never
 got its CONNACK). :func:`use_poll_in_paho` gives paho a ``select`` that waits with ``poll()``.
 
-It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send``, ``_sockpairW`` and its use of
-``select.select``. ``tests/unit/test_mqtt_client.py`` checks that paho still uses them, so an upgrade
-that renames them fails a test instead of silently turning this off.
+It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send``, ``_sockpairW``,
+``_call_socket_register_write``, ``_thread`` and its use of ``select.select``; this is the only module
+that names them. ``tests/unit/test_library_internals.py`` checks that paho still has every one, so an
+upgrade that renames them fails a test naming the member instead of silently turning this off.
 """
 
 from __future__ import annotations
@@ -155,3 +156,8 @@ class BufferedClient(mqtt.Client):
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and self.buffered_bytes():
             rc = super().loop_read(max_packets)
         return rc
+
+    def network_thread_alive(self) -> bool:
+        """paho's network loop thread (``loop_start``) runs."""
+        thread = getattr(self, "_thread", None)
+        return thread is not None and thread.is_alive()

@@ -25,6 +25,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from .text import excerpt
+
 ERROR_CODES: frozenset[str] = frozenset({
     "NotImplemented",
     "NotSupported",
@@ -48,7 +50,6 @@ _ACTION = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 # A UniqueId may become an MQTT topic level (${id}): no level separator, wildcard or control char.
 _TOPIC_UNSAFE = re.compile(r"[/+#\x00-\x1f\x7f]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_EXCERPT = 40
 # The start of a frame whose JSON is broken further on: enough to answer it (SPEC §4).
 _WS = r"[ \t\r\n]*"   # JSON whitespace, narrower than \s
 _FRAME_HEAD = re.compile(rf'{_WS}\[{_WS}[234]{_WS},{_WS}"([^"\\\x00-\x1f]{{1,36}})"{_WS}[,\]]')
@@ -121,12 +122,6 @@ def _bounded_int(text: str) -> int:
 _DECODER = json.JSONDecoder(
     parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_reject_constant)
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def excerpt(value: object, limit: int = _EXCERPT) -> str:
-    """A short, single-line repr of untrusted input, for error descriptions and logs."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _too_deep(root: object) -> bool:

@@ -26,18 +26,18 @@ import binascii
 import logging
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Protocol
 from urllib.parse import unquote_to_bytes
 
+from .identity import cid_problem
+from .text import one_line
+
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 8192
-MAX_CID_LENGTH = 48
 OCPP16 = "ocpp1.6"
-FORBIDDEN_CID_CHARACTERS = "/+#:"
 
 _HEADER_END = b"\r\n\r\n"
 # RFC 3986 pchar plus "/" (path) and "%" (checked per segment later).
@@ -46,7 +46,6 @@ _PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
 _QUERY = re.compile(r"[\x21\x22\x24-\x7e]*")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _PERCENT_ENCODED = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
 
 
@@ -96,7 +95,7 @@ class Refusal:
     headers: dict[str, str] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
-        body = (_one_line(self.reason) + "\n").encode("utf-8")
+        body = (one_line(self.reason) + "\n").encode("utf-8")
         try:
             phrase = HTTPStatus(self.status).phrase
         except ValueError:
@@ -107,7 +106,7 @@ class Refusal:
             f"Content-Length: {len(body)}",
             "Connection: close",
         ]
-        lines += [f"{_one_line(name)}: {_one_line(value)}" for name, value in self.headers.items()]
+        lines += [f"{one_line(name)}: {one_line(value)}" for name, value in self.headers.items()]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
         return head + body
 
@@ -217,20 +216,6 @@ def parse_basic_auth(value: str) -> tuple[str, str] | None:
     return username, password
 
 
-def cid_problem(cid: str) -> str | None:
-    """Why a decoded cid is not acceptable (SPEC §3), or None. Shared with the credentials file."""
-    if not cid:
-        return "cid is empty"
-    if len(cid) > MAX_CID_LENGTH:
-        return f"cid is {len(cid)} characters long, at most {MAX_CID_LENGTH} are allowed"
-    for character in cid:
-        if character in FORBIDDEN_CID_CHARACTERS:
-            return f"cid must not contain {character!r}"
-        if unicodedata.category(character) == "Cc":
-            return "cid must not contain control characters"
-    return None
-
-
 def check_cid(raw_segment: str) -> str | Refusal:
     """Percent-decode a path segment (UTF-8) into a cid, or a 400."""
     if not _PERCENT_ENCODED.fullmatch(raw_segment):
@@ -295,10 +280,6 @@ def authorize(req: UpgradeRequest, backend: AuthBackend, *, must_match_cid: bool
 
 def _unauthorized(reason: str) -> Refusal:
     return Refusal(401, reason, {"WWW-Authenticate": 'Basic realm="ocpp"'})
-
-
-def _one_line(text: str) -> str:
-    return _CONTROL_RUN.sub(" ", text).strip()
 
 
 def _parse_request_line(line: str) -> str | Refusal:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from . import frames
+from .close_codes import CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_UNSUPPORTED_DATA
 from .envelope import gateway_error
 from .history import FROM_CP, History
 from .frames import Call, CallError, CallResult, Message
@@ -32,11 +33,6 @@ CSMS_CALL = "CSMS_CALL"
 
 # More than 68 years is "never" (and more than a float holds would raise): the keepalive uses this.
 MAX_HEARTBEAT_INTERVAL = 2**31 - 1
-
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_UNSUPPORTED_DATA = 1003
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +68,8 @@ class Adopted:
 
 @dataclass(frozen=True, slots=True)
 class PipeConfig:
+    """The pipe's settings (built by ``ocpp_gw.config``); the defaults are those of ``settings.KEYS``."""
+
     awaiting_timeout: float = 30.0
     retry_interval: float = 30.0
     max_mqueue_len: int = 100
@@ -82,26 +80,8 @@ class PipeConfig:
     recent_csms_calls: int = 16
     check_upstream: bool = False
     check_dnstream: bool = False
-    history_len: int = 0
+    history_len: int = 20
     history_payloads: bool = False
-
-    @classmethod
-    def from_settings(cls, settings) -> "PipeConfig":
-        checking = settings["ocpp.message_format_checking"]
-        return cls(
-            awaiting_timeout=settings["ocpp.awaiting_timeout"],
-            retry_interval=settings["ocpp.retry_interval"],
-            max_mqueue_len=settings["ocpp.dnstream.max_mqueue_len"],
-            heartbeat_interval=settings["ocpp.default_heartbeat_interval"],
-            heartbeat_backoff=settings["ocpp.heartbeat_checking_times_backoff"],
-            idle_timeout=settings["ocpp.idle_timeout"],
-            max_bad_frames=settings["ocpp.max_bad_frames"],
-            recent_csms_calls=settings["ocpp.recent_csms_calls"],
-            check_upstream=checking in ("all", "upstream_only"),
-            check_dnstream=checking in ("all", "dnstream_only"),
-            history_len=settings["admin.history_len"],
-            history_payloads=settings["admin.history_payloads"],
-        )
 
 
 class Channel(queue.Queue):

@@ -35,6 +35,7 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.validators import extend, validator_for
 from referencing.jsonschema import DRAFT4, UnknownDialect, specification_with
 
+from .text import bounded, excerpt, one_line
 from .versions import V16, VERSIONS, ErrorCodes, OcppVersion
 
 DEFAULT_ID_PREFIX = "urn:OCPP:1.6:2019:12:"
@@ -201,7 +202,7 @@ def _load_directory(directory: Path) -> _Files:
         try:  # utf-8-sig: OCA schema files may start with a byte order mark (the OCPP 2.0 set does)
             schema = json.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise SchemaError(f"{path}: cannot read schema: {_one_line(str(exc))}") from None
+            raise SchemaError(f"{path}: cannot read schema: {one_line(str(exc))}") from None
         if not isinstance(schema, dict):
             raise SchemaError(f"{path}: a schema must be a JSON object")
         files.append((path, schema))
@@ -230,7 +231,7 @@ class _Compiler:
             self._check_against_metaschema(schema)
             return _Check(schema, registry, resolver, self.format_checker, self.codes)
         except (referencing.exceptions.Unresolvable, _MetaschemaError) as exc:
-            raise SchemaError(_bounded(f"{path}: unusable schema: {_one_line(str(exc))}")) from None
+            raise SchemaError(_bounded(f"{path}: unusable schema: {one_line(str(exc))}")) from None
 
     def _check_against_metaschema(self, schema: dict) -> None:
         """``check_schema``, with each distinct entry of ``definitions`` checked once.
@@ -433,7 +434,7 @@ def _describe(error: ValidationError) -> tuple[str, str]:
     if keyword in ("maxItems", "minItems"):
         bound = f"at most {expected} allowed" if keyword == "maxItems" else f"at least {expected} required"
         return path, f"{len(value)} items, {bound}"
-    return path, _one_line(error.message)
+    return path, one_line(error.message)
 
 
 def _json_path(parts: Iterable[object]) -> str:
@@ -449,21 +450,15 @@ def _json_path(parts: Iterable[object]) -> str:
 
 
 def _short(value: object) -> str:
-    text = repr(value)  # one line: repr escapes line breaks inside strings
-    return text if len(text) <= _MAX_VALUE else text[:_MAX_VALUE - 3] + "..."
+    return excerpt(value, _MAX_VALUE)
 
 
 def _short_list(values: list) -> str:
-    text = repr(values)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return excerpt(values, 120)
 
 
 def _bounded(text: str) -> str:
-    return text if len(text) <= MAX_DESCRIPTION else text[:MAX_DESCRIPTION - 3] + "..."
+    return bounded(text, MAX_DESCRIPTION)
 
 
 def _json_type(value: object) -> str:

@@ -14,6 +14,23 @@ PLACEHOLDERS = {"cid": "cid", "clientid": "cid", "action": "action", "id": "id",
 
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
+
+
+def placeholders(text: str) -> list[str]:
+    """The placeholder names of a template, in order; ValueError on an unknown or unclosed one.
+
+    The one reading of the ``${...}`` grammar: the settings check templates with it, and
+    :class:`Template` compiles them with it.
+    """
+    names = _PLACEHOLDER.findall(text)
+    for name in names:
+        if name not in PLACEHOLDERS:
+            raise ValueError(f"unknown placeholder ${{{name}}}")
+    if "${" in _PLACEHOLDER.sub("", text):
+        raise ValueError("a ${ is not closed by }")
+    return names
+
+
 # A level is a tuple of tokens: a literal str, or a _Slot naming the value it takes.
 
 
@@ -21,22 +38,17 @@ class _Slot(str):
     """A placeholder token (its canonical name), told apart from literal text by its type."""
 
 
-def _tokens(text: str, template: str) -> tuple[str, ...]:
+def _tokens(text: str) -> tuple[str, ...]:
     tokens: list[str] = []
     position = 0
     for found in _PLACEHOLDER.finditer(text):
-        name = PLACEHOLDERS.get(found.group(1))
-        if name is None:
-            raise ValueError(f"unknown placeholder {found.group(0)!r} in topic template {template!r}")
+        name = PLACEHOLDERS[found.group(1)]
         if found.start() > position:
             tokens.append(text[position:found.start()])
         tokens.append(_Slot(name))
         position = found.end()
     if position < len(text):
         tokens.append(text[position:])
-    for token in tokens:
-        if type(token) is str and "${" in token:
-            raise ValueError(f"unclosed placeholder in topic template {template!r}")
     return tuple(tokens)
 
 
@@ -68,7 +80,11 @@ class Template:
         self.text = mountpoint + template
         if not self.text:
             raise ValueError("topic template is empty")
-        self._levels = tuple(_tokens(level, self.text) for level in self.text.split("/"))
+        try:
+            placeholders(self.text)
+        except ValueError as err:
+            raise ValueError(f"{err} in topic template {self.text!r}") from None
+        self._levels = tuple(_tokens(level) for level in self.text.split("/"))
         self.placeholders: frozenset[str] = frozenset(
             token for level in self._levels for token in level if type(token) is _Slot)
         self._format = "/".join(

@@ -84,7 +84,7 @@ def test_basic_authorization_carries_cid_and_password():
 
 
 def test_cids_are_valid_for_the_gateway():
-    from ocpp_gw.protocol.handshake import cid_problem
+    from ocpp_gw.protocol.identity import cid_problem
     assert credentials.cid(7) == "BENCH00007"
     assert cid_problem(credentials.cid(9999)) is None
 

@@ -8,13 +8,14 @@ import ssl
 import pytest
 
 from ocpp_gw.chargers.tls import TLS12_CIPHERS, make_ssl_context
+from ocpp_gw.config import tls_config
 from ocpp_gw.settings import loads
 
 
 def context_for(pki, **extra) -> ssl.SSLContext:
     lines = {"ocpp.listener.wss": "127.0.0.1:0", "ocpp.listener.ssl.certfile": pki.server.cert,
              "ocpp.listener.ssl.keyfile": pki.server.key, **extra}
-    return make_ssl_context(loads("".join(f"{key} = {value}\n" for key, value in lines.items())))
+    return make_ssl_context(tls_config(loads("".join(f"{key} = {value}\n" for key, value in lines.items()))))
 
 
 def test_server_context_follows_the_whitepaper(pki):
@@ -42,4 +43,4 @@ def test_key_in_the_certfile_is_found(pki, tmp_path):
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(pki.server.cert.read_bytes() + pki.server.key.read_bytes())
     lines = f"ocpp.listener.wss = 127.0.0.1:0\nocpp.listener.ssl.certfile = {bundle}\n"
-    assert make_ssl_context(loads(lines)).get_ciphers()
+    assert make_ssl_context(tls_config(loads(lines))).get_ciphers()

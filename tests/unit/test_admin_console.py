@@ -20,9 +20,8 @@ class FakeHistory:
 
 def fake_session(cid: str, reason: str | None = "kicked", code: int = 1000, history=()):
     closed = SimpleNamespace(reason=reason, code=code) if reason is not None else None
-    pipe = SimpleNamespace(closed=closed, history=FakeHistory(list(history)))
-    return SimpleNamespace(cid=cid, pipe=pipe, describe=lambda: {"cid": cid, "peer": "192.0.2.1:5000",
-                                                                 "connected_at": 1.0})
+    return SimpleNamespace(cid=cid, closed=closed, history=FakeHistory(list(history)),
+                           describe=lambda: {"cid": cid, "peer": "192.0.2.1:5000", "connected_at": 1.0})
 
 
 def test_a_disconnect_is_recorded_with_reason_close_code_and_history_without_payloads():
@@ -50,7 +49,7 @@ def test_disconnects_are_listed_newest_first_one_per_charge_point_and_bounded():
 
 def test_a_session_that_cannot_be_described_is_skipped_without_raising():
     recent = RecentDisconnects()
-    broken = SimpleNamespace(cid="CP1", pipe=None, describe=lambda: {})
+    broken = SimpleNamespace(cid="CP1", closed=None, history=None, describe=lambda: {})
     recent.record(broken)
     assert recent.listing() == []
 

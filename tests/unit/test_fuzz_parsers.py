@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ocpp_gw.protocol import frames
-from ocpp_gw.protocol import handshake
+from ocpp_gw.protocol import handshake, identity
 from ocpp_gw.protocol.handshake import Refusal, UpgradeRequest
 from tests.security.wire import request_bytes
 
@@ -124,7 +124,7 @@ def check_request(raw: bytes) -> None:
         assert head.startswith(f"HTTP/1.1 {result.status} ") and "\n\n" not in head
         return
     assert isinstance(result, UpgradeRequest)
-    assert handshake.cid_problem(result.cid) is None
+    assert identity.cid_problem(result.cid) is None
     assert result.subprotocol == "ocpp1.6"
     assert len(base64.b64decode(result.key)) == 16
     assert result.password is None or "password" not in repr(result)

@@ -23,12 +23,12 @@ from ocpp_gw.protocol.handshake import (
     authorize,
     check_cid,
     choose_subprotocol,
-    cid_problem,
     find_header_end,
     parse_basic_auth,
     parse_request,
     too_large,
 )
+from ocpp_gw.protocol.identity import cid_problem
 
 CASE_DIR = Path(__file__).parent.parent / "data" / "handshake"
 USERS = {"CP001": "s3cret-pass", "CP002": "a:b:c"}

@@ -25,7 +25,8 @@ from ocpp_gw.protocol.schemas import (
     version_schema_dir,
 )
 from ocpp_gw.protocol.versions import V16, V21, V201, by_subprotocol
-from ocpp_gw.runtime import Runtime
+from ocpp_gw.config import Config
+from ocpp_gw.runtime import build_runtime
 from ocpp_gw.settings import load as load_settings
 from tools.harness import ocpp2_traffic
 from tests.unit.test_schemas import REPLACEMENTS, mutations, resolve
@@ -289,11 +290,11 @@ def test_checkers_are_found_by_version_or_subprotocol(checkers):
 def test_a_connection_gets_the_checker_of_its_version(checkers, tmp_path):
     conf = tmp_path / "ocpp.conf"
     conf.write_text("")
-    settings = load_settings(conf)
-    runtime = Runtime(settings=settings, auth=None, checkers=checkers)
+    config = Config.from_settings(load_settings(conf))
+    runtime = build_runtime(config, None, checkers)
     assert runtime.checker_for(V21) is checkers.for_version(V21)
     assert runtime.checker_for("ocpp1.6").check_request("Heartbeat", {"x": 1}).code == "FormationViolation"
-    assert Runtime(settings=settings, auth=None).checker_for(V21) is None  # format checking disabled
+    assert build_runtime(config, None, None).checker_for(V21) is None  # format checking disabled
 
 
 def test_only_the_versions_asked_for_are_compiled():

@@ -53,8 +53,8 @@ def test_placeholders_name_what_the_template_carries(template, placeholders):
     ("cp/${name}", "unknown placeholder"),
     ("cp/${}", "unknown placeholder"),
     ("cp/${CID}", "unknown placeholder"),
-    ("cp/${cid", "unclosed placeholder"),
-    ("cp/${cid}/${", "unclosed placeholder"),
+    ("cp/${cid", "is not closed"),
+    ("cp/${cid}/${", "is not closed"),
     ("", "empty"),
 ])
 def test_a_bad_template_is_refused(template, fragment):

@@ -1,0 +1,90 @@
+"""What the gateway publishes for the CSMS: charge points' messages, gateway errors, connection events.
+
+Called from the session threads (and, for gateway errors, from paho's network thread): rendering a
+topic and encoding a payload need no lock, and the link's ``publish`` only queues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+
+from ..protocol import envelope
+from ..protocol.frames import Call, CallError, CallResult, Message
+from ..protocol.history import TO_CSMS
+from ..protocol.pipe import Upstream
+from ..protocol.topics import Template
+
+log = logging.getLogger("ocpp_gw.bridge")
+
+_TYPE = {Call: "request", CallResult: "response", CallError: "error"}
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    """The topic templates (mountpoint included) and the payload format (the ``ocpp.*`` MQTT keys)."""
+
+    call_topic: Template
+    reply_topic: Template
+    error_topic: Template
+    dnstream_topic: Template
+    events_topic: Template
+    call_topics: dict[str, Template] = field(default_factory=dict)  # per-Action overrides
+    qos: int = 1
+    bare: bool = False
+
+    def encode(self, message: Message, action: str | None) -> str:
+        return envelope.encode_bare(message) if self.bare else envelope.encode(message, action)
+
+
+class UpstreamPublisher:
+    def __init__(self, topics: TopicsConfig, link, stats, gateway_id: str):
+        self.topics = topics
+        self.link = link
+        self.stats = stats
+        self.gateway_id = gateway_id
+
+    def publish(self, cid: str, item: Upstream, history=None) -> bool:
+        """Publish one message of (or on behalf of) `cid`; False when MQTT cannot take it (logged, counted)."""
+        message, action = item.message, item.action
+        topics = self.topics
+        if isinstance(message, Call):
+            template = topics.call_topics.get(message.action, topics.call_topic)
+        elif isinstance(message, CallResult):
+            template = topics.reply_topic
+        else:
+            template = topics.error_topic
+        topic = template.render(cid, action or "", message.unique_id, _TYPE[type(message)])
+        payload = topics.encode(message, action)
+        if history is not None:
+            history.record(TO_CSMS, message, action, len(payload))
+        rc = self.link.publish(topic, payload, topics.qos)
+        # While the broker is away, QoS >= 1 messages wait in paho's bounded queue (NO_CONN).
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (rc == MQTTErrorCode.MQTT_ERR_NO_CONN and topics.qos):
+            self.stats.incr("mqtt.published")
+            return True
+        reason = "mqtt_queue_full" if rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE else "mqtt_unavailable"
+        log.warning("[%s] %s could not be published to %s: %s", cid, message.unique_id, topic,
+                    mqtt.error_string(rc),
+                    extra={"cid": cid, "unique_id": message.unique_id, "action": action})
+        self.stats.incr(f"refused.{reason}")
+        return False
+
+    def gateway_error(self, cid: str, error: CallError, action: str | None, history=None) -> None:
+        self.publish(cid, Upstream(error, action), history)
+
+    def event(self, peer, event: str, reason: str, retain: bool = True) -> None:
+        """The retained connection event of a charge point (other instances read these: handover.py)."""
+        body = {"cid": peer.cid, "event": event, "reason": reason, "peer": peer.address,
+                "username": peer.username, "subprotocol": peer.subprotocol,
+                "gateway": self.gateway_id, "ts": utc_now()}
+        self.link.publish(self.topics.events_topic.render(peer.cid), json.dumps(body), 1, retain=retain)

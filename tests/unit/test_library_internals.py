@@ -1,0 +1,97 @@
+"""Every private or undocumented member of a third-party library that the gateway relies on, by library.
+
+``ocpp_gw/mqtt/client.py`` (paho-mqtt) and ``ocpp_gw/chargers/websocket.py`` (simple-websocket and
+wsproto) are the only modules that use these names. When an upgrade renames or drops one, the test
+of that library fails naming the member, the version installed and what depends on it, instead of
+the gateway silently losing a speed-up or a safety bound.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import paho.mqtt.client as paho_client
+import simple_websocket.ws as simple_websocket_ws
+import wsproto.extensions as wsproto_extensions
+import wsproto.frame_protocol as wsproto_frame_protocol
+
+
+def _method(cls, name: str) -> str:
+    member = getattr(cls, name, None)
+    return inspect.getsource(member) if callable(member) else ""
+
+
+def _missing(checks: dict[str, bool]) -> list[str]:
+    return [what for what, present in checks.items() if not present]
+
+
+def _explain(package: str, module: str, missing: list[str]) -> str:
+    return (f"{package} {version(package)} changed internals that {module} relies on:\n  - "
+            + "\n  - ".join(missing) + f"\nAdapt {module} to this version (or pin {package}).")
+
+
+def test_paho_mqtt_still_has_every_internal_the_buffered_client_uses():
+    client = paho_client.Client
+    source = inspect.getsource(client)
+    checks = {
+        "Client._sock (the broker socket, read by BufferedClient)": "self._sock = " in source,
+        "Client._sock_recv(bufsize) (every packet read goes through it)":
+            "self._sock_recv(" in _method(client, "_packet_read"),
+        "Client._sock_send(buf) (every packet write goes through it)":
+            "self._sock_send(" in _method(client, "_packet_write"),
+        "Client._sockpairW (the wake-up socket, assigned by loop_start, written by _packet_queue)":
+            "self._sockpairW" in _method(client, "loop_start")
+            and "self._sockpairW.send(" in _method(client, "_packet_queue"),
+        "Client._call_socket_register_write() (called when a send would block)":
+            callable(getattr(client, "_call_socket_register_write", None)),
+        "Client._thread (the network thread, for the watchdog's liveness check)":
+            "self._thread = threading.Thread(" in source,
+        "Client._loop calls loop_read() when select() says readable":
+            "self.loop_read()" in _method(client, "_loop"),
+        "module-level `select` used by Client._loop (replaced by a poll()-based one)":
+            hasattr(paho_client, "select") and "select.select(" in _method(client, "_loop"),
+    }
+    missing = _missing(checks)
+    assert not missing, _explain("paho-mqtt", "ocpp_gw/mqtt/client.py", missing)
+
+
+def test_simple_websocket_still_has_every_internal_the_charge_point_socket_uses():
+    base = simple_websocket_ws.Base
+    init = inspect.getsource(base.__init__)
+    server_init = inspect.getsource(simple_websocket_ws.Server.__init__)
+    checks = {
+        "Base.__init__(sock, connection_type, receive_bytes, ping_interval, max_message_size, thread_class, "
+        "event_class)": all(name in inspect.signature(base.__init__).parameters for name in (
+            "receive_bytes", "max_message_size", "thread_class", "event_class")),
+        "Base.__init__ calls self.handshake() (overridden to replay our request)": "self.handshake()" in init,
+        "Base.__init__ starts thread_class(target=...) (replaced by one that never starts)":
+            "thread_class(target=" in init and ".start()" in init,
+        "Server.__init__ reads the socket from environ['werkzeug.socket']": "werkzeug.socket" in server_init,
+        "Base._handle_events() -> bool (turns wsproto events into input_buffer)":
+            callable(getattr(base, "_handle_events", None)),
+        "Base.ws (the wsproto connection)": "self.ws = WSConnection(" in init,
+        "Base.input_buffer, incoming_message_len, close_reason, close_message, connected": all(
+            f"self.{name} = " in init for name in (
+                "input_buffer", "incoming_message_len", "close_reason", "close_message", "connected")),
+    }
+    missing = _missing(checks)
+    assert not missing, _explain("simple-websocket", "ocpp_gw/chargers/websocket.py", missing)
+
+
+def test_wsproto_still_has_every_internal_the_bounded_deflate_uses():
+    deflate = wsproto_extensions.PerMessageDeflate
+    source = inspect.getsource(deflate)
+    checks = {
+        f"PerMessageDeflate.{name}": f"self.{name}" in source
+        for name in ("_inbound_compressed", "_inbound_is_compressible", "_decompressor",
+                     "server_no_context_takeover", "client_no_context_takeover")
+    }
+    checks.update({
+        f"PerMessageDeflate.{name}(proto, ...) (overridden)": callable(getattr(deflate, name, None))
+        for name in ("frame_inbound_payload_data", "frame_inbound_complete")
+    })
+    checks["ParseFailed(message, code) (raised with MESSAGE_TOO_BIG)"] = list(
+        inspect.signature(wsproto_frame_protocol.ParseFailed.__init__).parameters)[1:3] == ["msg", "code"]
+    missing = _missing(checks)
+    assert not missing, _explain("wsproto", "ocpp_gw/chargers/websocket.py", missing)
