@@ -45,6 +45,9 @@ setup(
             "selenium==4.36.0",  # drives Debian's chromium through chromium-driver (tests/browser)
             "matplotlib>=3.7",  # tests/bench_tools check the plot that make bench draws
         ],
+        # ocpp_gw.backend: serve a CSMS written with the PyPI `ocpp` library over the gateway's MQTT API
+        # (the adapter raises websockets' ConnectionClosed, which ChargePoint.start() lets through).
+        "backend": ["ocpp>=1.0", "websockets>=13.0"],
         # make bench only: --profile
         "bench": ["py-spy>=0.3"],
     },
