@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: OK")
             return 0
     except ConfigError as err:
-        print(f"ocpp-gw: {err}", file=sys.stderr)
+        for error in err.all:  # every error of the file, not just the first
+            print(f"ocpp-gw: {error.location()}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception as err:  # StartupError from the checks above
         print(f"ocpp-gw: {err}", file=sys.stderr)

@@ -18,7 +18,7 @@ from .chargers.tls import TlsConfig
 from .mqtt.bridge import MqttConfig
 from .mqtt.link import LinkConfig
 from .mqtt.router import HoldConfig
-from .mqtt.upstream import TopicsConfig
+from .mqtt.upstream import ChannelRoute, TopicsConfig
 from .protocol.pipe import PipeConfig
 from .protocol.topics import Template
 from .settings import Settings
@@ -123,9 +123,13 @@ def mqtt_config(settings: Settings) -> MqttConfig:
         error_topic=Template(settings["ocpp.upstream.error_topic"], mountpoint),
         dnstream_topic=Template(settings["ocpp.dnstream.topic"], mountpoint),
         events_topic=Template(settings["ocpp.events.topic"], mountpoint),
+        channels={name: ChannelRoute(name, Template(channel.topic, mountpoint),
+                                     Template(channel.reply_topic, mountpoint), frozenset(channel.allowed_actions))
+                  for name, channel in settings.channels.items()},
         qos=settings["ocpp.upstream.qos"], bare=settings["ocpp.payload_format"] == "bare")
     hold = HoldConfig(seconds=settings["ocpp.dnstream.offline_hold"],
-                      max_per_cid=settings["ocpp.dnstream.max_mqueue_len"])
+                      max_per_cid=settings["ocpp.dnstream.max_mqueue_len"],
+                      call_seconds=settings["ocpp.awaiting_timeout"])
     return MqttConfig(link=link, topics=topics, hold=hold)
 
 

@@ -35,6 +35,9 @@ from configobj import ConfigObj, ConfigObjError, DuplicateError
 from .protocol.topics import placeholders
 
 OVERRIDE_PREFIX = "ocpp.upstream.topic."
+CHANNEL_PREFIX = "ocpp.dnstream.channel."
+CHANNEL_FIELDS = ("topic", "allowed_actions", "reply_topic")
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 ACTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 SECRET_MASK = "******"
 
@@ -66,12 +69,28 @@ class ConfigError(Exception):
         self.source = source
         self.line = line
         self.key = key
+        self.others: list[ConfigError] = []  # further errors of the same file, in line order
 
-    def __str__(self) -> str:
+    @classmethod
+    def of_all(cls, errors: list[ConfigError]) -> ConfigError:
+        """One error that reports every one of ``errors`` (the first is its own)."""
+        first = errors[0]
+        first.others = errors[1:]
+        return first
+
+    @property
+    def all(self) -> list[ConfigError]:
+        return [self, *self.others]
+
+    def location(self) -> str:
         where = self.source or ""
         if self.line is not None:
             where = f"{where}:{self.line}"
         return ": ".join(part for part in (where, self.key, self.problem) if part)
+
+    def __str__(self) -> str:
+        """``file:line: key: problem``, one line per error."""
+        return "\n".join(error.location() for error in self.all)
 
 
 # --- value parsers -------------------------------------------------------------------------
@@ -298,6 +317,33 @@ class Text(Parser):
                 return None
             raise ValueError("must not be empty")
         return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Names(Parser):
+    """Names separated by spaces or commas, each matching ``pattern``; empty for none."""
+    pattern: re.Pattern = CHANNEL_NAME
+    what: str = "names of letters, digits, _ and -"
+
+    @property
+    def accepts(self) -> str:
+        return f"{self.what}, separated by spaces or commas, or empty for none"
+
+    def __call__(self, text: str) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(name for name in re.split(r"[\s,]+", text) if name))
+        for name in names:
+            if not self.pattern.fullmatch(name):
+                raise ValueError(f"{name!r} is not one of {self.what}")
+        return names
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandChannel:
+    """A named extra command channel (SPEC §11): who may send the CP which actions, and where answers go."""
+    name: str
+    topic: str
+    allowed_actions: frozenset[str]
+    reply_topic: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -556,6 +602,11 @@ a #, as in "cs/${{cid}}/#"); ${{action}}, ${{id}} and ${{type}} are subscribed a
 from the topic of each message.
 
 {_TEMPLATE_HELP}"""),
+        Key("ocpp.dnstream.channels", Names(), "", """
+Names of extra command channels: another backend (billing, monitoring, an installer's tool) that
+may send charge points only some actions. Each name needs the three keys
+ocpp.dnstream.channel.<name>.topic, .allowed_actions and .reply_topic (see below). Watching
+needs no channel: any number of backends may subscribe to the upstream topics."""),
         Key("ocpp.dnstream.max_mqueue_len", Integer(1), "100", """
 Maximum number of CSMS calls queued for one charge point, waiting their turn (only one call is out at a
 time). A call over the limit is refused: the CSMS gets a gateway error (reason queue_full)."""),
@@ -683,12 +734,13 @@ KEYS_BY_NAME: Mapping[str, Key] = MappingProxyType({key.name: key for key in KEY
 class Settings(Mapping[str, Any]):
     """Read-only parsed configuration: ``settings["ocpp.idle_timeout"]`` → 30.0."""
 
-    __slots__ = ("_values", "_overrides", "source")
+    __slots__ = ("_values", "_overrides", "_channel_keys", "source")
 
     def __init__(self, values: Mapping[str, Any], overrides: Mapping[str, str],
-                 source: str | None) -> None:
+                 source: str | None, channel_keys: Mapping[str, Any] | None = None) -> None:
         self._values = MappingProxyType(dict(values))
         self._overrides = MappingProxyType(dict(overrides))
+        self._channel_keys = MappingProxyType(dict(channel_keys or {}))
         self.source = source
 
     @classmethod
@@ -700,6 +752,11 @@ class Settings(Mapping[str, Any]):
         """Action → upstream topic template, from the ``ocpp.upstream.topic.<Action>`` keys."""
         return dict(self._overrides)
 
+    @property
+    def channels(self) -> dict[str, CommandChannel]:
+        """The command channels of ``ocpp.dnstream.channels``, from their ``ocpp.dnstream.channel.*`` keys."""
+        return _channels(self._values, self._channel_keys)
+
     def replace(self, **changes: Any) -> Settings:
         return self.with_values(changes)
 
@@ -710,20 +767,23 @@ class Settings(Mapping[str, Any]):
         ``ocpp.upstream.topic.<Action>`` keys set overrides (None removes one).
         """
         values, overrides = dict(self._values), dict(self._overrides)
+        channel_keys = dict(self._channel_keys)
         for name, value in changes.items():
             try:
-                _apply(name, value, values, overrides)
+                _apply(name, value, values, overrides, channel_keys)
             except ValueError as exc:
                 raise ConfigError(str(exc), key=name) from None
-        for name, problem, _ in _cross_problems(values, overrides):
+        for name, problem, _ in _cross_problems(values, overrides, channel_keys):
             raise ConfigError(problem, key=name)
-        return Settings(values, overrides, self.source)
+        return Settings(values, overrides, self.source, channel_keys)
 
     def public_dict(self) -> dict[str, Any]:
         """Every value (overrides as their keys), secrets masked: safe to log or show."""
         public = {name: SECRET_MASK if KEYS_BY_NAME[name].secret and value else value
                   for name, value in self._values.items()}
         public.update({OVERRIDE_PREFIX + action: topic for action, topic in self._overrides.items()})
+        public.update({CHANNEL_PREFIX + name: " ".join(sorted(value)) if isinstance(value, frozenset) else value
+                       for name, value in self._channel_keys.items()})
         return public
 
     def __getitem__(self, name: str) -> Any:
@@ -738,7 +798,8 @@ class Settings(Mapping[str, Any]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Settings):
             return NotImplemented
-        return dict(self._values) == dict(other._values) and dict(self._overrides) == dict(other._overrides)
+        return (dict(self._values) == dict(other._values) and dict(self._overrides) == dict(other._overrides)
+                and dict(self._channel_keys) == dict(other._channel_keys))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -753,10 +814,13 @@ def _default_values() -> dict[str, Any]:
     return {key.name: key.parse(key.default) for key in KEYS}
 
 
-def _apply(name: str, value: Any, values: dict[str, Any], overrides: dict[str, str]) -> None:
+def _apply(name: str, value: Any, values: dict[str, Any], overrides: dict[str, str],
+           channel_keys: dict[str, Any]) -> None:
     """Set one key from its file text (a str) or its parsed value; ValueError says what is wrong."""
     if name in KEYS_BY_NAME:
         values[name] = _parse(KEYS_BY_NAME[name].parse, value) if isinstance(value, str) else value
+    elif name.startswith(CHANNEL_PREFIX):
+        _apply_channel_key(name[len(CHANNEL_PREFIX):], value, channel_keys)
     elif not name.startswith(OVERRIDE_PREFIX):
         raise ValueError(_unknown_key(name))
     elif value is None:
@@ -765,6 +829,56 @@ def _apply(name: str, value: Any, values: dict[str, Any], overrides: dict[str, s
         raise ValueError("a topic template must be a string")
     else:
         overrides[_override_action(name)] = _parse(_OVERRIDE_TEMPLATE, value)
+
+
+_CHANNEL_PARSERS: Mapping[str, Parser] = MappingProxyType({
+    "topic": TopicTemplate(DNSTREAM),
+    "allowed_actions": Names(ACTION_NAME, "OCPP action names (letters and digits, starting with a letter)"),
+    "reply_topic": TopicTemplate(UPSTREAM),
+})
+
+
+def _apply_channel_key(rest: str, value: Any, channel_keys: dict[str, Any]) -> None:
+    """``<name>.<field>`` of an ``ocpp.dnstream.channel.`` key."""
+    channel, _, field = rest.rpartition(".")
+    if field not in _CHANNEL_PARSERS or not channel:
+        raise ValueError(f"unknown key; a channel has the keys {CHANNEL_PREFIX}<name>."
+                         + ", .".join(CHANNEL_FIELDS))
+    if not CHANNEL_NAME.fullmatch(channel):
+        raise ValueError(f"{channel!r} is not a channel name: letters, digits, _ and -")
+    if value is None:
+        channel_keys.pop(rest, None)
+    elif isinstance(value, str):
+        parsed = _parse(_CHANNEL_PARSERS[field], value)
+        channel_keys[rest] = frozenset(parsed) if field == "allowed_actions" else parsed
+    else:
+        channel_keys[rest] = frozenset(value) if field == "allowed_actions" else value
+
+
+def _channels(values: Mapping[str, Any], channel_keys: Mapping[str, Any]) -> dict[str, CommandChannel]:
+    return {name: CommandChannel(name, channel_keys.get(f"{name}.topic", ""),
+                                 channel_keys.get(f"{name}.allowed_actions", frozenset()),
+                                 channel_keys.get(f"{name}.reply_topic", ""))
+            for name in values["ocpp.dnstream.channels"]}
+
+
+def _channel_problems(values: Mapping[str, Any],
+                      channel_keys: Mapping[str, Any]) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    listed = values["ocpp.dnstream.channels"]
+    for rest in channel_keys:
+        name = rest.rpartition(".")[0]
+        if name not in listed:
+            yield (CHANNEL_PREFIX + rest, f"channel {name!r} is not listed in ocpp.dnstream.channels",
+                   (CHANNEL_PREFIX + rest,))
+    for name in listed:
+        for field in CHANNEL_FIELDS:
+            if f"{name}.{field}" not in channel_keys:
+                yield (f"{CHANNEL_PREFIX}{name}.{field}", f"required for channel {name!r}",
+                       ("ocpp.dnstream.channels",))
+        topic = channel_keys.get(f"{name}.topic")
+        if topic is not None and topic == values["ocpp.dnstream.topic"]:
+            yield (f"{CHANNEL_PREFIX}{name}.topic", "is the primary ocpp.dnstream.topic: a channel needs a topic "
+                   "of its own", (f"{CHANNEL_PREFIX}{name}.topic",))
 
 
 def _parse(parser: Parser, text: str) -> Any:
@@ -809,11 +923,14 @@ _BARE_NEEDS = {
 }
 
 
-def _cross_problems(values: Mapping[str, Any],
-                    overrides: Mapping[str, str]) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+def _cross_problems(values: Mapping[str, Any], overrides: Mapping[str, str],
+                    channel_keys: Mapping[str, Any]) -> Iterator[tuple[str, str, tuple[str, ...]]]:
     """Yield (key, problem, keys to blame for the line) for every combination that cannot work."""
+    yield from _channel_problems(values, channel_keys)
     if values["ocpp.payload_format"] == "bare":
         templates = [("ocpp.upstream.topic", values["ocpp.upstream.topic"], "call")]
+        templates += [(CHANNEL_PREFIX + rest, topic, "dnstream" if rest.endswith(".topic") else "answer")
+                      for rest, topic in channel_keys.items() if not rest.endswith(".allowed_actions")]
         templates += [(OVERRIDE_PREFIX + action, topic, "call") for action, topic in overrides.items()]
         templates += [("ocpp.upstream.reply_topic", values["ocpp.upstream.reply_topic"], "answer"),
                       ("ocpp.upstream.error_topic", values["ocpp.upstream.error_topic"], "answer"),
@@ -883,29 +1000,38 @@ def loads(text: str, source: str = "<string>") -> Settings:
     except ConfigObjError as exc:
         raise _syntax_error(exc, source, first_lines) from None
 
-    def fail(name: str, problem: str) -> ConfigError:
-        return ConfigError(problem, source=source, line=first_lines.get(name), key=name)
-
+    errors: list[ConfigError] = []
     entries = [(first_lines.get(f"[{name}]", 0), f"[{name}]", None) for name in parsed.sections]
     entries += [(first_lines.get(name, 0), name, parsed[name]) for name in parsed.scalars]
-    values, overrides = _default_values(), {}
+    values, overrides, channel_keys = _default_values(), {}, {}
     for _, name, raw in sorted(entries, key=lambda entry: entry[0]):
-        if raw is None:
-            raise fail(name, "sections are not supported: write flat key = value lines")
-        if "\n" in raw:
-            raise fail(name, "a value must fit on one line")
-        if name in cut_short:
-            raise fail(name, "the # right after the value starts a comment and cuts the value short; "
-                             "quote the whole value if the # belongs to it")
-        try:
-            _apply(name, raw, values, overrides)
-        except ValueError as exc:
-            raise fail(name, str(exc)) from None
+        problem = _entry_problem(name, raw, cut_short)
+        if problem is None:
+            try:
+                _apply(name, raw, values, overrides, channel_keys)
+            except ValueError as exc:
+                problem = str(exc)
+        if problem is not None:
+            errors.append(ConfigError(problem, source=source, line=first_lines.get(name), key=name))
+    if not errors:  # combinations are judged once every value is right
+        for name, problem, blamed in _cross_problems(values, overrides, channel_keys):
+            line = next((first_lines[b] for b in blamed if b in first_lines), None)
+            errors.append(ConfigError(problem, source=source, line=line, key=name))
+    if errors:
+        raise ConfigError.of_all(errors)
+    return Settings(values, overrides, source, channel_keys)
 
-    for name, problem, blamed in _cross_problems(values, overrides):
-        line = next((first_lines[b] for b in blamed if b in first_lines), None)
-        raise ConfigError(problem, source=source, line=line, key=name)
-    return Settings(values, overrides, source)
+
+def _entry_problem(name: str, raw: str | None, cut_short: set[str]) -> str | None:
+    """What is wrong with one entry's form (before its value is parsed), or None."""
+    if raw is None:
+        return "sections are not supported: write flat key = value lines"
+    if "\n" in raw:
+        return "a value must fit on one line"
+    if name in cut_short:
+        return ("the # right after the value starts a comment and cuts the value short; "
+                "quote the whole value if the # belongs to it")
+    return None
 
 
 _SECTION_LINE = re.compile(r"\[+\s*([^\]]*?)\s*\]")

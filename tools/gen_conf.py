@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ocpp_gw.settings import KEYS, OVERRIDE_PREFIX, Key  # noqa: E402
+from ocpp_gw.settings import CHANNEL_PREFIX, KEYS, OVERRIDE_PREFIX, Key  # noqa: E402
 
 CONF_PATH = ROOT / "etc" / "ocpp.conf"
 DOCS_PATH = ROOT / "docs" / "configuration.md"
@@ -66,6 +66,24 @@ only the CSMS sends (Reset, for one) is refused, as its override could never app
 as needed; placeholders as for ocpp.upstream.topic. For example:
 """
 
+CHANNEL_TITLE = f"Command channels: {CHANNEL_PREFIX}<name>.topic, .allowed_actions, .reply_topic"
+CHANNEL_TEXT = """
+For each name in ocpp.dnstream.channels, three keys. topic: the topic template a second backend
+publishes its calls on (like ocpp.dnstream.topic, and different from it). allowed_actions: the
+CSMS actions it may send, separated by spaces or commas. reply_topic: where the charge point's
+answers to its calls go, and the gateway errors about them (like ocpp.upstream.reply_topic); they
+go there only, never to the primary reply or error topic. Any other action, and any answer to a
+charge point's call, sent on the channel is refused with a gateway error (reason not_allowed) on
+its reply_topic and never reaches the charge point. docs/mqtt-api.md shows a broker ACL that
+keeps the channel's MQTT user off the primary topic. For example:
+"""
+CHANNEL_EXAMPLE = {
+    "ocpp.dnstream.channels": "billing",
+    CHANNEL_PREFIX + "billing.topic": "billing/${cid}",
+    CHANNEL_PREFIX + "billing.allowed_actions": "RemoteStartTransaction RemoteStopTransaction",
+    CHANNEL_PREFIX + "billing.reply_topic": "billing/${cid}/Reply",
+}
+
 EMQX4_TITLE = "EMQX 4.x topic layout"
 EMQX4_TEXT = """
 To serve a backend written for the EMQX 4.x OCPP plugin, set the keys below
@@ -76,6 +94,7 @@ ocpp/CP001/dn/response/BootNotification/<UniqueId>.
 """
 
 EXAMPLES_AFTER_GROUP = {"Topics": ((OVERRIDE_TITLE, OVERRIDE_TEXT, OVERRIDE_EXAMPLE),
+                                   (CHANNEL_TITLE, CHANNEL_TEXT, CHANNEL_EXAMPLE),
                                    (EMQX4_TITLE, EMQX4_TEXT, EMQX4_LAYOUT))}
 
 

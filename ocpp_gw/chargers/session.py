@@ -27,7 +27,7 @@ from ..netio.doorbell import Doorbell
 from ..protocol.frames import Message
 from ..protocol.history import FROM_CSMS, TO_CP, History
 from ..protocol.close_codes import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_TOO_BIG
-from ..protocol.pipe import Adopted, Close, Disconnected, Pipe, drain
+from ..protocol.pipe import Adopted, Close, Disconnected, FromChannel, Pipe, drain
 from .websocket import CpWebSocket, LockedSocket, poll_timeout_ms
 
 log = logging.getLogger("ocpp_gw.session")
@@ -171,7 +171,7 @@ class Session:
         if self.moved_to is not None:
             calls = self._pipe.unfinished_calls()
             for call in calls:
-                self.runtime.bridge.handover.hand_over(self.cid, call)
+                self.runtime.bridge.handover.hand_over(self.cid, call, self._pipe.channel_of(call.unique_id))
             if calls:
                 log.info("[%s] %d CSMS call(s) handed to %s", self.cid, len(calls), self.moved_to,
                          extra={"cid": self.cid})
@@ -180,7 +180,8 @@ class Session:
         if successor is not None:
             calls = self._pipe.unfinished_calls()
             if calls:
-                successor.adopt(calls)
+                successor.adopt(calls, tuple((call.unique_id, channel) for call in calls
+                                             if (channel := self._pipe.channel_of(call.unique_id)) is not None))
                 log.info("[%s] %d CSMS call(s) handed to the new connection", self.cid, len(calls),
                          extra={"cid": self.cid})
             return
@@ -276,18 +277,21 @@ class Session:
 
     # -- the public surface (any thread) -----------------------------------------------------
 
-    def deliver(self, message: Message, action: str | None, size: int) -> bool:
-        """A CSMS message for this CP (paho's thread: never blocks); False when its queue is full."""
+    def deliver(self, message: Message, action: str | None, size: int, channel: str | None = None) -> bool:
+        """A CSMS message for this CP (paho's thread: never blocks); False when its queue is full.
+        ``channel``: the command channel it came on (an allowed Call), None for the primary topic."""
         self._pipe.history.record(FROM_CSMS, message, action, size)
+        item = FromChannel(message, channel) if channel is not None else (message, action)
         try:
-            self._pipe.CSMSRx.put_nowait((message, action))
+            self._pipe.CSMSRx.put_nowait(item)
         except Full:
             return False
         return True
 
-    def adopt(self, calls: list) -> None:
-        """CSMS calls the previous connection of this cid had not finished: they go first."""
-        self._pipe.CSMSRx.put(Adopted(tuple(calls)))
+    def adopt(self, calls: list, channels: tuple[tuple[str, str], ...] = ()) -> None:
+        """CSMS calls the previous connection of this cid had not finished: they go first, each
+        still answered to the channel it came on (``channels``: (UniqueId, channel) pairs)."""
+        self._pipe.CSMSRx.put(Adopted(tuple(calls), channels))
 
     def close(self, code: int, reason: str) -> None:
         """Ask the connection to close (kick, shutdown); its own thread does it."""

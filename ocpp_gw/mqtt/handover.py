@@ -58,9 +58,9 @@ class Handover:
         if session is not None:
             session.move_to(gateway)
             return
-        for message, _action, _size in self.router.release_held(cid):
+        for message, _action, _size, channel in self.router.release_held(cid):
             if isinstance(message, Call):
-                self.hand_over(cid, message)
+                self.hand_over(cid, message, channel)
         self.router.stop_listening(cid)  # no lingering on a CP that another instance serves now
 
     def _moved_to(self, payload: bytes) -> tuple[str, str, float] | None:
@@ -74,9 +74,11 @@ class Handover:
             return None  # not one of ours to act on; events are informational
         return (cid, gateway, stamp) if moved else None
 
-    def hand_over(self, cid: str, call: Call) -> None:
-        """Hand a CSMS call to whichever instance holds the CP now (it drops duplicates by id)."""
-        topic = self.topics.dnstream_topic.render(cid, call.action, call.unique_id, "request")
+    def hand_over(self, cid: str, call: Call, channel: str | None = None) -> None:
+        """Hand a CSMS call to whichever instance holds the CP now (it drops duplicates by id); a
+        channel's call goes back on that channel's topic, so its answer still goes to the channel."""
+        template = self.topics.channels[channel].topic if channel is not None else self.topics.dnstream_topic
+        topic = template.render(cid, call.action, call.unique_id, "request")
         topic = "/".join("handover" if level in ("+", "#") else level for level in topic.split("/"))
         self.link.publish(topic, self.topics.encode(call, call.action), 1)
         self.stats.incr("dnstream.handed_over")

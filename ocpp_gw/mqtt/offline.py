@@ -39,13 +39,15 @@ class OfflineHold:
             self._cond.notify()
         self.thread.join(2.0)
 
-    def hold(self, cid: str, item) -> bool:
-        """Keep ``item`` for ``cid``; False when that cid already has ``max_per_cid`` held."""
+    def hold(self, cid: str, item, seconds: float | None = None) -> bool:
+        """Keep ``item`` for ``cid`` for ``seconds`` (default the hold); False when that cid already
+        has ``max_per_cid`` held."""
         with self._cond:
             queue = self._held.setdefault(cid, deque())
             if len(queue) >= self.max_per_cid:
                 return False
-            queue.append((self.clock() + self.hold_seconds, item))
+            keep = self.hold_seconds if seconds is None else min(seconds, self.hold_seconds)
+            queue.append((self.clock() + keep, item))
             self._cond.notify()
             return True
 
@@ -72,9 +74,12 @@ class OfflineHold:
         due: list[tuple[str, list, bool]] = []
         with self._cond:
             for cid, queue in list(self._held.items()):
-                expired = []
-                while queue and queue[0][0] <= now:
-                    expired.append(queue.popleft()[1])
+                # Items may have different lengths of stay: look at each, keep the others' order.
+                expired = [item for deadline, item in queue if deadline <= now]
+                if expired:
+                    kept = [entry for entry in queue if entry[0] > now]
+                    queue.clear()
+                    queue.extend(kept)
                 if not queue:
                     del self._held[cid]
                 if expired:
@@ -84,7 +89,7 @@ class OfflineHold:
                     del self._linger[cid]
                     if cid not in self._held:
                         due.append((cid, [], True))
-            deadlines = [q[0][0] for q in self._held.values()] + list(self._linger.values())
+            deadlines = [min(entry[0] for entry in q) for q in self._held.values()] + list(self._linger.values())
         for cid, items, emptied in due:
             self.on_expire(cid, items, emptied)
         return min(deadlines, default=None)

@@ -30,6 +30,10 @@ class HoldConfig:
 
     seconds: float = 60.0
     max_per_cid: int = 100
+    # A held Call waits no longer than ocpp.awaiting_timeout: its backend's deadline has passed by then,
+    # and a stale command (a RemoteStart, a Reset) must not run on a CP that comes back later, nor
+    # hold up that CP's fresh calls. None: as long as any message.
+    call_seconds: float | None = 30.0
 
 
 class DownstreamRouter:
@@ -44,10 +48,18 @@ class DownstreamRouter:
         self._moved: dict[str, str] = {}  # cid -> the instance that serves it now
         # Routing and releasing held messages under one lock keeps a reconnecting CP's order.
         self._route_lock = threading.Lock()
+        self.hold = hold
         self.offline = OfflineHold(hold.seconds, hold.max_per_cid, self._expired)
 
-    def _subscription(self, cid: str) -> str:
-        return self.topics.dnstream_topic.subscription(cid)
+    def _subscriptions(self, cid: str) -> list[str]:
+        """One CP's downstream filters: the primary topic and each command channel's."""
+        return [self.topics.dnstream_topic.subscription(cid),
+                *(channel.topic.subscription(cid) for channel in self.topics.channels.values())]
+
+    def _hold_seconds(self, is_call: bool) -> float:
+        if is_call and self.hold.call_seconds is not None:
+            return min(self.hold.seconds, self.hold.call_seconds)
+        return self.hold.seconds
 
     # -- the registry's watcher (called under the registry lock) ------------------------------
 
@@ -57,11 +69,12 @@ class DownstreamRouter:
         with self._lock:
             self._attached.add(cid)
             self._moved.pop(cid, None)
-        self.link.subscribe(self._subscription(cid))
+        for topic_filter in self._subscriptions(cid):
+            self.link.subscribe(topic_filter)
         with self._route_lock:
             held = self.offline.release(cid)
-            for message, action, size in held:
-                self._deliver(session, message, action, size)
+            for message, action, size, channel in held:
+                self._deliver(session, message, action, size, channel)
         if held:
             log.info("[%s] %d message(s) held while offline delivered", cid, len(held),
                      extra={"cid": cid})
@@ -75,10 +88,12 @@ class DownstreamRouter:
         with self._lock:
             self._attached.discard(cid)
         if session.moved_to is None and self.offline.hold_seconds > 0:
-            self.link.keep_until_reconnect(self._subscription(cid))
+            for topic_filter in self._subscriptions(cid):
+                self.link.keep_until_reconnect(topic_filter)
             self.offline.linger(cid)
         else:
-            self.link.unsubscribe(self._subscription(cid))
+            for topic_filter in self._subscriptions(cid):
+                self.link.unsubscribe(topic_filter)
 
     def routing_stopped(self) -> threading.Lock:
         """Hold this while settling a leaving session: no message is routed to it meanwhile."""
@@ -106,12 +121,13 @@ class DownstreamRouter:
     def stop_listening(self, cid: str) -> None:
         """Unsubscribe `cid`'s downstream topic unless a session of it is here."""
         if not self.is_attached(cid):
-            self.link.unsubscribe(self._subscription(cid))
+            for topic_filter in self._subscriptions(cid):
+                self.link.unsubscribe(topic_filter)
 
     # -- routing (paho's network thread: never block) -----------------------------------------
 
     def route(self, topic: str, payload: bytes) -> None:
-        fields = self.topics.dnstream_topic.match(topic)
+        fields, channel = self._match(topic)
         if fields is None or not fields.get("cid"):
             log.warning("downstream message on unexpected topic %s dropped", topic)
             self.stats.incr("dropped.unexpected_topic")
@@ -125,16 +141,40 @@ class DownstreamRouter:
             else:
                 message, action = envelope.decode(payload)
         except envelope.EnvelopeError as err:
-            self.refuse(cid, err.unique_id, fields.get("action") or None, "invalid_envelope", err.reason)
+            self.refuse(cid, err.unique_id, fields.get("action") or None, "invalid_envelope", err.reason,
+                        channel=channel)
             return
         self.stats.incr("mqtt.received")
+        if channel is not None and not self._allowed(cid, channel, message, action):
+            return
         with self._route_lock:
-            self._route_decoded(cid, message, action, len(payload))
+            self._route_decoded(cid, message, action, len(payload), channel)
 
-    def _route_decoded(self, cid: str, message, action: str | None, size: int) -> None:
+    def _match(self, topic: str) -> tuple[dict | None, str | None]:
+        """The topic's placeholder values and the command channel it is (None: the primary topic).
+        Channels first: a primary template with wildcards may cover a channel's topic too."""
+        for channel in self.topics.channels.values():
+            fields = channel.topic.match(topic)
+            if fields is not None:
+                return fields, channel.name
+        return self.topics.dnstream_topic.match(topic), None
+
+    def _allowed(self, cid: str, channel: str, message, action: str | None) -> bool:
+        """A channel may send only Calls of its allowed actions (SPEC §11); the rest is refused."""
+        if not isinstance(message, Call):
+            description = f"channel {channel} may not answer calls of {cid}"
+        elif message.action not in self.topics.channels[channel].allowed_actions:
+            description = f"channel {channel} may not send {message.action}"
+        else:
+            return True
+        self.refuse(cid, message.unique_id, action, "not_allowed", description, channel=channel)
+        return False
+
+    def _route_decoded(self, cid: str, message, action: str | None, size: int, channel: str | None) -> None:
         session = self.registry.get(cid)
+        is_call = isinstance(message, Call)
         if session is not None:
-            self._deliver(session, message, action, size)
+            self._deliver(session, message, action, size, channel)
         elif cid in self._moved:
             # Routed after the new instance subscribed (it published its event after that),
             # so it has this message too.
@@ -143,36 +183,41 @@ class DownstreamRouter:
             self.stats.incr("dnstream.served_elsewhere")
         elif self.offline.hold_seconds <= 0:
             self.refuse(cid, message.unique_id, action, "offline", f"{cid} is not connected",
-                        is_call=isinstance(message, Call))
-        elif self.offline.hold(cid, (message, action, size)):
+                        is_call=is_call, channel=channel)
+        elif self.offline.hold(cid, (message, action, size, channel), self._hold_seconds(is_call)):
             self.stats.incr("dnstream.held_offline")
         else:
             self.refuse(cid, message.unique_id, action, "queue_full",
                         f"{cid} is not connected and already has "
-                        f"{self.offline.max_per_cid} messages held",
-                        is_call=isinstance(message, Call))
+                        f"{self.offline.max_per_cid} messages held", is_call=is_call, channel=channel)
 
-    def _deliver(self, session, message, action, size: int) -> None:
-        if not session.deliver(message, action, size):
+    def _deliver(self, session, message, action, size: int, channel: str | None = None) -> None:
+        if not session.deliver(message, action, size, channel):
             self.refuse(session.cid, message.unique_id, action, "queue_full",
-                        f"the queue of {session.cid} is full", is_call=isinstance(message, Call))
+                        f"the queue of {session.cid} is full", is_call=isinstance(message, Call),
+                        channel=channel)
 
     def _expired(self, cid: str, items: list, emptied: bool) -> None:
-        for message, action, _size in items:
+        for message, action, _size, channel in items:
+            is_call = isinstance(message, Call)
             self.refuse(cid, message.unique_id, action, "offline",
-                        f"{cid} did not connect within {self.offline.hold_seconds:g}s",
-                        is_call=isinstance(message, Call))
+                        f"{cid} did not connect within {self._hold_seconds(is_call):g}s",
+                        is_call=is_call, channel=channel)
         if emptied:  # a subscription left over in the persistent session from a previous run
             self.stop_listening(cid)
 
     def refuse(self, cid: str, unique_id: str | None, action: str | None, reason: str,
-               description: str, is_call: bool = True) -> None:
-        """Log and count a downstream message that is not delivered; answer a Call with a gateway error."""
-        log.warning("[%s] %s downstream message refused (%s): %s", cid, unique_id or "-", reason,
+               description: str, is_call: bool = True, channel: str | None = None) -> None:
+        """Log and count a downstream message that is not delivered; answer a Call with a gateway error
+        (on the channel's reply topic for a channel's message)."""
+        where = f" on channel {channel}" if channel is not None else ""
+        log.warning("[%s] %s downstream message%s refused (%s): %s", cid, unique_id or "-", where, reason,
                     description, extra={"cid": cid, "unique_id": unique_id, "action": action})
         self.stats.incr(f"refused.{reason}")
-        if unique_id is None or not is_call:
-            return  # nothing to answer: no id, or a reply (answering a reply would loop)
+        # Nothing to answer without an id. A reply on the primary topic is not answered (that could
+        # loop); a channel's replies are, on its reply topic, which it does not publish on (SPEC §11).
+        if unique_id is None or (not is_call and channel is None):
+            return
         session = self.registry.get(cid)
         self.upstream.gateway_error(cid, envelope.gateway_error(unique_id, reason, description, action),
-                                    action, session.history if session is not None else None)
+                                    action, session.history if session is not None else None, channel)

@@ -30,6 +30,17 @@ def utc_now() -> str:
 
 
 @dataclass(frozen=True)
+class ChannelRoute:
+    """A command channel (SPEC §11): the topic another backend sends on, the actions it may send, and
+    the reply topic where the CP's answers to its calls, and the gateway errors about them, go."""
+
+    name: str
+    topic: Template
+    reply_topic: Template
+    allowed_actions: frozenset[str]
+
+
+@dataclass(frozen=True)
 class TopicsConfig:
     """The topic templates (mountpoint included) and the payload format (the ``ocpp.*`` MQTT keys)."""
 
@@ -39,6 +50,7 @@ class TopicsConfig:
     dnstream_topic: Template
     events_topic: Template
     call_topics: dict[str, Template] = field(default_factory=dict)  # per-Action overrides
+    channels: dict[str, ChannelRoute] = field(default_factory=dict)  # by name
     qos: int = 1
     bare: bool = False
 
@@ -57,7 +69,9 @@ class UpstreamPublisher:
         """Publish one message of (or on behalf of) `cid`; False when MQTT cannot take it (logged, counted)."""
         message, action = item.message, item.action
         topics = self.topics
-        if isinstance(message, Call):
+        if item.channel is not None and not isinstance(message, Call):
+            template = topics.channels[item.channel].reply_topic  # a channel's answers go to it alone
+        elif isinstance(message, Call):
             template = topics.call_topics.get(message.action, topics.call_topic)
         elif isinstance(message, CallResult):
             template = topics.reply_topic
@@ -79,8 +93,9 @@ class UpstreamPublisher:
         self.stats.incr(f"refused.{reason}")
         return False
 
-    def gateway_error(self, cid: str, error: CallError, action: str | None, history=None) -> None:
-        self.publish(cid, Upstream(error, action), history)
+    def gateway_error(self, cid: str, error: CallError, action: str | None, history=None,
+                      channel: str | None = None) -> None:
+        self.publish(cid, Upstream(error, action, channel), history)
 
     def event(self, peer, event: str, reason: str, retain: bool = True) -> None:
         """The retained connection event of a charge point (other instances read these: handover.py)."""

@@ -37,6 +37,8 @@ GATEWAY_REASONS: dict[str, str] = {
     "disconnected": "InternalError",
     "invalid_envelope": "FormationViolation",
     "schema": "FormationViolation",
+    # A command channel (SPEC §11) sent what it may not: a policy refusal, not a malformed message.
+    "not_allowed": "SecurityError",
 }
 
 

@@ -41,6 +41,7 @@ class Upstream:
 
     message: Message
     action: str | None
+    channel: str | None = None  # the command channel whose call this answers (SPEC §11), else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,15 @@ class Adopted:
     """Put on ``CSMSRx`` on takeover: CSMS calls the previous connection had not finished."""
 
     calls: tuple[Call, ...]
+    channels: tuple[tuple[str, str], ...] = ()  # (UniqueId, channel) of the calls that came from one
+
+
+@dataclass(frozen=True, slots=True)
+class FromChannel:
+    """Put on ``CSMSRx`` by the bridge: a CSMS call that came on a command channel, already allowed."""
+
+    call: Call
+    channel: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +168,8 @@ class Pipe:
         self._recent: OrderedDict[str, str] = OrderedDict()  # sent CSMS call id -> action
         # Ids of CSMS calls the CP answered: a QoS 1 redelivery of one must not reach the CP again.
         self._answered: OrderedDict[str, None] = OrderedDict()
+        # Command channel of each CSMS call that came on one, while it is queued, out or recent.
+        self._channel_of: OrderedDict[str, str] = OrderedDict()
         self._bad_frames = 0
         self._idle_deadline: float | None = now + config.idle_timeout if config.idle_timeout else None
 
@@ -281,6 +293,7 @@ class Pipe:
             self._warn("dropped CP reply: it matches no recent CSMS call", reply.unique_id)
             self.stats.incr("dropped.cp_reply_unmatched")
             return
+        channel = self._channel_of.pop(reply.unique_id, None)
         self._remember(self._answered, reply.unique_id, None)
         if current is None or current.call.unique_id != reply.unique_id:
             log.info("[%s] late reply %s to %s forwarded", self.cid, reply.unique_id, action,
@@ -291,13 +304,18 @@ class Pipe:
             if violation is not None:
                 reply = _schema_error(reply, violation, action)
         self.stats.incr("upstream.replies")
-        self._to_csms(reply, action)
+        self._to_csms(reply, action, channel)
 
     # -- from the CSMS -----------------------------------------------------------------------
 
     def _on_csms_item(self, item) -> None:
         if isinstance(item, Adopted):
             self._pending.extendleft(reversed(item.calls))
+            for unique_id, channel in item.channels:
+                self._remember_channel(unique_id, channel)
+            return
+        if isinstance(item, FromChannel):
+            self._on_csms_call(item.call, item.channel)
             return
         message, _action = item
         if self.closed is not None and not isinstance(message, Call):
@@ -309,11 +327,11 @@ class Pipe:
         else:
             self._on_csms_reply(message)
 
-    def _on_csms_call(self, call: Call) -> None:
+    def _on_csms_call(self, call: Call, channel: str | None = None) -> None:
         if self.config.check_dnstream:
             violation = self._check_request(call)
             if violation is not None:
-                self._to_csms(_schema_error(call, violation, call.action), call.action)
+                self._to_csms(_schema_error(call, violation, call.action), call.action, channel)
                 return
         if self._knows_csms_call(call.unique_id):
             # e.g. handed over by another gateway instance that had received it too
@@ -323,9 +341,21 @@ class Pipe:
             return
         if len(self._pending) >= self.config.max_mqueue_len:
             self._refuse_csms_call(call, "queue_full",
-                                   f"{len(self._pending)} calls already queued for {self.cid}")
+                                   f"{len(self._pending)} calls already queued for {self.cid}", channel)
             return
+        if channel is not None:
+            self._remember_channel(call.unique_id, channel)
         self._pending.append(call)
+
+    def _remember_channel(self, unique_id: str, channel: str) -> None:
+        # Enough for every call queued, the one out and the recent ones; the oldest go first.
+        self._channel_of[unique_id] = channel
+        while len(self._channel_of) > self.config.max_mqueue_len + self.config.recent_csms_calls + 1:
+            self._channel_of.popitem(last=False)
+
+    def channel_of(self, unique_id: str) -> str | None:
+        """The command channel a CSMS call came on (None: the primary downstream topic)."""
+        return self._channel_of.get(unique_id)
 
     def _knows_csms_call(self, unique_id: str) -> bool:
         return (unique_id in self._recent or unique_id in self._answered
@@ -406,12 +436,13 @@ class Pipe:
         self.stats.incr(f"schema.failed.{violation.code}")
         return violation
 
-    def _refuse_csms_call(self, call: Call, reason: str, description: str, **details) -> None:
+    def _refuse_csms_call(self, call: Call, reason: str, description: str,
+                          channel: str | None = None) -> None:
         self._warn(f"CSMS call {call.action} refused ({reason}): {description}", call.unique_id,
                    call.action)
         self.stats.incr(f"refused.{reason}")
-        self._to_csms(gateway_error(call.unique_id, reason, description, call.action, **details),
-                      call.action)
+        self._to_csms(gateway_error(call.unique_id, reason, description, call.action),
+                      call.action, channel)
 
     # -- sending CSMS calls to the CP --------------------------------------------------------
 
@@ -460,7 +491,7 @@ class Pipe:
             self._to_csms(gateway_error(call.unique_id, "timeout",
                                         f"{self.cid} did not answer within "
                                         f"{self.config.awaiting_timeout:g}s", call.action),
-                          call.action)
+                          call.action, self._channel_of.get(call.unique_id))
         elif now >= csms_call.next_retry:
             csms_call.next_retry += self.config.retry_interval
             log.info("[%s] re-sending %s %s", self.cid, call.action, call.unique_id,
@@ -504,7 +535,7 @@ class Pipe:
         """Answer every CSMS call still held with a gateway error; return how many."""
         calls = self.unfinished_calls()
         for call in calls:
-            self._refuse_csms_call(call, reason, description)
+            self._refuse_csms_call(call, reason, description, self._channel_of.get(call.unique_id))
         return len(calls)
 
     # -- outputs -----------------------------------------------------------------------------
@@ -513,8 +544,8 @@ class Pipe:
         self.messages_out += 1
         self.ChargeStationTx.put(message)
 
-    def _to_csms(self, message: Message, action: str | None) -> None:
-        self.CSMSTx.put(Upstream(message, action))
+    def _to_csms(self, message: Message, action: str | None, channel: str | None = None) -> None:
+        self.CSMSTx.put(Upstream(message, action, channel))
 
     def _fields(self, unique_id: str | None = None, action: str | None = None) -> dict:
         return {"cid": self.cid, "unique_id": unique_id, "action": action}

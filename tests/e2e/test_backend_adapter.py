@@ -20,7 +20,7 @@ from ocpp.v16.enums import Action, RemoteStartStopStatus, ResetStatus
 
 import ocpp_gw.backend
 from ocpp_lib_csms import CentralSystem
-from tests.helpers import OutputLines, free_port, password_for, stop_process
+from tools.harness import OutputLines, free_port, password_for, stop_process
 
 PYTHON_CPS = ["CP030", "CP031", "CP032"]
 NODE_CP = "CP033"

@@ -13,7 +13,7 @@ import subprocess
 
 from websockets.sync.client import connect
 
-from tools.harness import OutputLines, matcher, stop_process
+from tools.harness import ROOT, OutputLines, matcher, stop_process
 
 CID = "CP001"
 BOOT_PAYLOAD = {"chargePointVendor": "vendor1", "chargePointModel": "model1"}
@@ -83,3 +83,37 @@ def test_readme_walkthrough_works_with_mosquitto_sub_and_mosquitto_pub(broker, g
             assert json.loads(charge_point.recv(timeout=5)) == [3, "boot-1", BOOT_REPLY_PAYLOAD]
     finally:
         stop_process(watcher, timeout=5)
+
+
+def readme_five_minutes_topics() -> list[str]:
+    """The topics of the lines the README's "Five minutes" section shows terminal 2 printing, in order."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Five minutes", 1)[1].split("\n## ", 1)[0]
+    return [line.split(" ", 1)[0] for line in section.splitlines()
+            if line.startswith("ocpp/") and not line.startswith("ocpp/gateway/")]
+
+
+def test_readme_five_minutes_shows_every_line_that_ocpp_wildcard_prints_including_the_backends_own_publish(
+        broker, gateway):
+    cid = "CP038"
+    watcher = subprocess.Popen(
+        ["stdbuf", "-oL", shutil.which("mosquitto_sub"), "-h", broker.host, "-p", str(broker.port),
+         "-q", "1", "-v", "-d", "-t", "ocpp/#"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = OutputLines(watcher.stdout, "mosquitto_sub")
+    try:
+        assert seen.wait_for_line(matcher("SUBACK"), timeout=5), seen.tail()
+        with connect_charge_point(gateway, cid) as charge_point:
+            charge_point.send(json.dumps([2, "1200012677", "BootNotification", BOOT_PAYLOAD]))
+            assert seen.wait_for_line(matcher(f"^ocpp/cp/{cid} "), timeout=5), seen.tail()
+            subprocess.run([shutil.which("mosquitto_pub"), "-h", broker.host, "-p", str(broker.port), "-q", "1",
+                            "-t", f"ocpp/cs/{cid}", "-m", json.dumps({"MessageTypeId": 3, "UniqueId": "1200012677",
+                                                                       "Payload": BOOT_REPLY_PAYLOAD})],
+                           check=True, timeout=10)
+            charge_point.recv(timeout=5)
+            charge_point.send(json.dumps([2, "3062609974", "StatusNotification", STATUS_PAYLOAD]))
+        assert seen.wait_for_line(matcher(f"^ocpp/events/{cid} .*disconnected"), timeout=5), seen.tail()
+    finally:
+        stop_process(watcher, timeout=5)
+    printed = [line.split(" ", 1)[0].replace(cid, "CP001") for line in seen.lines
+               if line.startswith("ocpp/") and f"/{cid}" in line.split(" ", 1)[0]]
+    assert printed == readme_five_minutes_topics()

@@ -22,7 +22,9 @@ def kill_with_cp_connected(gateway, backend, cid: str) -> None:
 
 def test_a_call_published_while_the_gateway_was_dead_reaches_the_cp_that_comes_back_within_the_hold(
         private_broker, gateway_factory):
-    gateway = start_gateway(gateway_factory, {"ocpp.dnstream.offline_hold": "30s"}, broker=private_broker)
+    # A held call lasts no longer than ocpp.awaiting_timeout: long enough here for the restart.
+    gateway = start_gateway(gateway_factory, {"ocpp.dnstream.offline_hold": "30s", "ocpp.awaiting_timeout": "30s"},
+                            broker=private_broker)
     cp006 = topics(gateway, "CP006")
     with persistent_backend(private_broker) as backend:
         backend.subscribe(f"{gateway.mountpoint}#")

@@ -10,7 +10,7 @@ import json
 from websockets.exceptions import ConnectionClosed
 
 import ocpp_gw.backend
-from tests.helpers import MqttProbe
+from tools.harness import MqttProbe
 from tests.integration._support import unique_mountpoint
 
 

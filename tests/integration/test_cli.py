@@ -29,6 +29,17 @@ def test_check_config_names_file_line_and_key_and_exits_2(tmp_path):
     assert f"{conf}:2: ocpp.idle_timeout:" in result.stderr
 
 
+def test_check_config_reports_every_error_of_the_file_each_with_file_line_and_key(tmp_path):
+    conf = tmp_path / "ocpp.conf"
+    conf.write_text("ocpp.idle_timeout = soon\nlog.level = info\nocpp.max_frame_size = huge\nnot.a.key = 1\n")
+    result = ocpp_gw("--check-config", str(conf))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(": ")[1:3] for line in lines] == [
+        [f"{conf}:1", "ocpp.idle_timeout"], [f"{conf}:3", "ocpp.max_frame_size"], [f"{conf}:4", "not.a.key"]]
+    assert all(line.startswith("ocpp-gw: ") for line in lines)
+
+
 def test_unknown_key_suggests_the_closest_one(tmp_path):
     conf = tmp_path / "ocpp.conf"
     conf.write_text("ocpp.idle_timout = 5s\n")

@@ -247,6 +247,39 @@ def test_call_for_a_cp_that_did_not_come_back_within_offline_hold_gets_offline(h
         "ErrorDetails": {"origin": "ocpp_gw", "reason": "offline", "action": "Reset"}}
 
 
+def test_a_held_call_expires_at_the_awaiting_timeout_answered_offline_once_and_never_reaches_the_cp(start, watch):
+    """Its backend's deadline has passed by then: a stale command must not run when the CP comes back."""
+    gw = start({"ocpp.dnstream.offline_hold": "30s", "ocpp.awaiting_timeout": "1s"})
+    probe, cid = watch(gw), "CP017"
+    tp = topics(gw, cid)
+    with connect_cp(gw, cid):
+        connected_event(probe, gw, cid)
+    probe.expect_json(tp.event, {"event": "disconnected"})
+    probe.publish(tp.dnstream, {"MessageTypeId": 2, "UniqueId": "stale-1", "Action": "RemoteStartTransaction",
+                                "Payload": {"idTag": "T"}})
+    assert probe.expect_json(tp.error, {"UniqueId": "stale-1"}, timeout=4)["ErrorDetails"] == {
+        "origin": "ocpp_gw", "reason": "offline", "action": "RemoteStartTransaction"}
+    with connect_cp(gw, cid) as cp:
+        connected_event(probe, gw, cid)
+        probe.publish(tp.dnstream, {"MessageTypeId": 2, "UniqueId": "fresh-1", "Action": "Reset",
+                                    "Payload": {"type": "Soft"}})
+        assert recv_frame(cp) == [2, "fresh-1", "Reset", {"type": "Soft"}]
+    assert [m for m in probe.drain() if b"stale-1" in m.payload and m.topic != tp.dnstream] == []  # answered once
+
+
+def test_a_call_published_right_after_a_disconnect_is_delivered_when_the_cp_is_back_within_the_timeout(start, watch):
+    gw = start({"ocpp.dnstream.offline_hold": "30s", "ocpp.awaiting_timeout": "20s"})
+    probe, cid = watch(gw), "CP018"
+    tp = topics(gw, cid)
+    with connect_cp(gw, cid):
+        connected_event(probe, gw, cid)
+    probe.expect_json(tp.event, {"event": "disconnected"})
+    probe.publish(tp.dnstream, {"MessageTypeId": 2, "UniqueId": "held-2", "Action": "Reset",
+                                "Payload": {"type": "Soft"}})
+    with connect_cp(gw, cid) as cp:
+        assert recv_frame(cp) == [2, "held-2", "Reset", {"type": "Soft"}]
+
+
 def test_call_published_while_the_gateway_was_down_gets_offline_after_restart(start, watch):
     """The persistent MQTT session keeps the dead gateway's subscription: the call waits in the broker
     and, the CP not being back, is answered `offline` once the gateway returns."""

@@ -88,3 +88,15 @@ def test_release_ends_the_linger_period():
     clock.now = 20
     assert held.expire() is None
     assert expired == []
+
+
+def test_a_message_held_for_less_than_the_hold_expires_first_and_the_others_keep_their_order():
+    held, clock, expired = make(hold=10)
+    held.hold("CP1", "reply-a")
+    held.hold("CP1", "call-b", seconds=2)
+    held.hold("CP1", "reply-c")
+    assert held.expire() == 2
+    clock.now = 2
+    assert held.expire() == 10
+    assert expired == [("CP1", ["call-b"], False)]
+    assert held.release("CP1") == ["reply-a", "reply-c"]
