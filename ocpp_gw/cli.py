@@ -9,6 +9,11 @@ from . import __version__
 
 DEFAULT_CONFIG = "/etc/ocpp_gw/ocpp.conf"
 EXIT_CONFIG = 2
+SUBCOMMANDS = """subcommands:
+  ocpp-gw ctl [-c FILE] {clients,show,kick,stats}
+                        talk to a running gateway through its admin API (ocpp-gw ctl --help)
+  ocpp-gw passwd {add,remove,list} [--file FILE]
+                        manage charge point credentials (ocpp-gw passwd --help)"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["ctl"]:
         from .ctl import main as ctl_main
         return ctl_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="ocpp-gw", description="OCPP-J 1.6 to MQTT gateway")
+    parser = argparse.ArgumentParser(prog="ocpp-gw", description="OCPP-J 1.6 to MQTT gateway",
+                                     epilog=SUBCOMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", default=DEFAULT_CONFIG,
                         help=f"configuration file (default {DEFAULT_CONFIG})")
     parser.add_argument("--check-config", metavar="FILE",

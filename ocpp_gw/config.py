@@ -24,6 +24,8 @@ from .protocol.topics import Template
 from .settings import Settings
 
 Address = tuple[str, int]
+# A shell's open files limit is advice-worthy only when someone raised this (service.open_files_advice).
+DEFAULT_MAX_CONNECTIONS: int = Settings.defaults()["ocpp.listener.max_connections"]
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,51 @@ def _since(row: dict) -> dict:
     return row
 
 
+ARROWS = {"from_cp": "CP -> gateway", "to_csms": "gateway -> CSMS", "from_csms": "CSMS -> gateway",
+          "to_cp": "gateway -> CP"}
+TIME_KEYS = ("connected_at", "last_message_at")
+
+
+def when(stamp: float | None, now: float) -> str:
+    """A wall-clock time as a person reads it: local date and time, and how long ago."""
+    if not stamp:
+        return "-"
+    ago = max(0, int(now - stamp))
+    hours, rest = divmod(ago, 3600)
+    span = f"{hours}h {rest // 60}m" if hours else f"{rest // 60}m {rest % 60}s" if rest >= 60 else f"{rest}s"
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(stamp))} ({span} ago)"
+
+
+def history_line(entry: dict) -> str:
+    """One message of the history: time, direction, type, action, UniqueId, size, and what a gateway error was."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(entry["ts"])) + f".{int(entry['ts'] % 1 * 1000):03d}"
+    parts = [stamp, f"{ARROWS.get(entry['direction'], entry['direction']):16}", f"{entry['type']:10}",
+             f"{entry.get('action') or '-':28}", entry["unique_id"], f"{entry['size']} B"]
+    if entry.get("gateway_error"):
+        parts.append(f"gateway error: {entry['gateway_error']}")
+    if entry.get("payload") is not None:
+        parts.append(json.dumps(entry["payload"], separators=(",", ":"))[:200])
+    return "  ".join(parts)
+
+
+def format_show(body: dict, now: float) -> str:
+    """``ctl show``: one field a line, times readable, then the history oldest first."""
+    body = dict(body)
+    history = body.pop("history", None) or []
+    body.pop("history_payloads", None)
+    lines = [f"{key.replace('_', ' '):20} {when(value, now) if key in TIME_KEYS else '-' if value is None else value}"
+             for key, value in body.items()]
+    lines.append(f"history ({len(history)} messages, oldest first):" if history else "history: none kept")
+    lines += ["  " + history_line(entry) for entry in history]
+    return "\n".join(lines)
+
+
+def config_problem(config_path: str, err) -> str:
+    """The one line ctl prints when it cannot read the gateway's configuration."""
+    return (f"ocpp-gw ctl: cannot use {config_path}: {err.problem}; pass the gateway's configuration with "
+            f"-c FILE, or its admin address with --url http://HOST:PORT")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ocpp-gw ctl", description="talk to a running gateway")
     parser.add_argument("-c", "--config", default=DEFAULT_CONFIG)
@@ -85,8 +130,13 @@ def main(argv: list[str]) -> int:
     sub.add_parser("kick", help="disconnect a charge point").add_argument("cid")
     sub.add_parser("stats", help="counters and gauges")
     args = parser.parse_args(argv)
-    base = args.url or admin_url(args.config)
-    token = admin_token(args.config, args.token_file, config_required=not args.url)
+    from .settings import ConfigError
+    try:
+        base = args.url or admin_url(args.config)
+        token = admin_token(args.config, args.token_file, config_required=not args.url)
+    except ConfigError as err:
+        print(config_problem(args.config, err), file=sys.stderr)
+        return 2
     try:
         if args.command == "clients":
             status, body = request(base, "GET", "/api/v1/clients", token)
@@ -110,8 +160,7 @@ def main(argv: list[str]) -> int:
     elif args.command == "kick":
         print(f"kicked {body['kicked']}")
     elif args.command == "show":
-        _since(body)
-        print("\n".join(f"{key:20} {value}" for key, value in body.items()))
+        print(format_show(body, time.time()))
     else:
         counters = body.pop("counters")
         print("\n".join(f"{key:20} {value}" for key, value in body.items()))

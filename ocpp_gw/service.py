@@ -19,7 +19,7 @@ from .admin import access as admin_access
 from .admin.api import AdminApi, AdminServer, ListenerState
 from .chargers.listener import Listener
 from .chargers.tls import make_ssl_context
-from .config import CheckerConfig, Config
+from .config import DEFAULT_MAX_CONNECTIONS, CheckerConfig, Config
 from .runtime import build_runtime
 from .protocol.close_codes import CLOSE_GOING_AWAY
 
@@ -55,18 +55,33 @@ def limit_malloc_arenas() -> bool:
 SPARE_DESCRIPTORS = 64
 
 
-def raise_open_files_limit(max_connections: int) -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit; warn when that cannot hold max_connections (each
+def raise_open_files_limit(max_connections: int, environ=os.environ) -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit; say so when that cannot hold max_connections (each
     charge point needs two: its socket and its doorbell). Returns the limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    needed = 2 * max_connections + SPARE_DESCRIPTORS
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        log.warning("the open files limit (%d) holds only about %d charge points, fewer than "
-                    "ocpp.listener.max_connections (%d); raise LimitNOFILE to at least %d",
-                    hard, max(0, (hard - SPARE_DESCRIPTORS) // 2), max_connections, needed)
+    advice = open_files_advice(hard, max_connections, environ)
+    if advice is not None:
+        log.log(*advice)
     return hard
+
+
+def open_files_advice(hard: int, max_connections: int, environ=os.environ) -> tuple[int, str] | None:
+    """(level, message) when the open files limit holds fewer than max_connections charge points.
+
+    A WARNING naming LimitNOFILE under systemd, where the unit sets the limit; in a shell a WARNING
+    naming ulimit only when max_connections was raised from its default (someone asked for more), else
+    an INFO line: a developer's `make run` is not a depot, and the default limit there is no fault."""
+    needed = 2 * max_connections + SPARE_DESCRIPTORS
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        return None
+    holds = (f"the open files limit ({hard}) holds only about {max(0, (hard - SPARE_DESCRIPTORS) // 2)} "
+             f"charge points, fewer than ocpp.listener.max_connections ({max_connections})")
+    if systemd.under_systemd(environ):
+        return logging.WARNING, f"{holds}; raise LimitNOFILE to at least {needed}"
+    level = logging.WARNING if max_connections != DEFAULT_MAX_CONNECTIONS else logging.INFO
+    return level, f"{holds}; raise it with ulimit -n {needed} before starting"
 
 
 class StartupError(Exception):

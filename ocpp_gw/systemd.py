@@ -15,6 +15,11 @@ from typing import Callable
 log = logging.getLogger("ocpp_gw.systemd")
 
 
+def under_systemd(environ=os.environ) -> bool:
+    """Started by systemd as a service (it sets INVOCATION_ID for every unit it starts)."""
+    return bool(environ.get("INVOCATION_ID") or environ.get("NOTIFY_SOCKET"))
+
+
 def notify(state: str, environ=os.environ) -> bool:
     address = environ.get("NOTIFY_SOCKET")
     if not address:

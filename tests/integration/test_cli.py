@@ -1,5 +1,7 @@
 """The ocpp-gw command line: --check-config, config errors at start, passwd, ctl."""
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +40,19 @@ def test_check_config_reports_every_error_of_the_file_each_with_file_line_and_ke
     assert [line.split(": ")[1:3] for line in lines] == [
         [f"{conf}:1", "ocpp.idle_timeout"], [f"{conf}:3", "ocpp.max_frame_size"], [f"{conf}:4", "not.a.key"]]
     assert all(line.startswith("ocpp-gw: ") for line in lines)
+
+
+def test_help_lists_the_ctl_and_passwd_subcommands():
+    result = ocpp_gw("--help")
+    assert result.returncode == 0
+    assert "ocpp-gw ctl " in result.stdout and "ocpp-gw passwd " in result.stdout
+
+
+def test_ctl_without_a_readable_config_says_in_one_line_what_to_pass(tmp_path):
+    result = ocpp_gw("ctl", "-c", str(tmp_path / "absent.conf"), "clients")
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert "cannot read" in line and "-c FILE" in line and "--url" in line
 
 
 def test_unknown_key_suggests_the_closest_one(tmp_path):
@@ -105,6 +120,12 @@ def test_ctl_lists_and_kicks_a_connected_charge_point(gateway, mqtt_probe):
                  additional_headers={"Authorization": gateway.auth_header("CP003")}) as ws:
         mqtt_probe.expect_json("ocpp/events/CP003", {"event": "connected"})
         listed = ocpp_gw("ctl", "-c", str(gateway.config_path), "clients")
+        shown = ocpp_gw("ctl", "-c", str(gateway.config_path), "show", "CP003")
+        assert shown.returncode == 0, shown.stderr
+        assert re.search(r"^connected at +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+s ago\)$", shown.stdout, re.M), shown.stdout
+        assert "{" not in shown.stdout  # no Python repr of the history
+        as_json = json.loads(ocpp_gw("ctl", "-c", str(gateway.config_path), "--json", "show", "CP003").stdout)
+        assert isinstance(as_json["connected_at"], float) and isinstance(as_json["history"], list)
         assert listed.returncode == 0 and "CP003" in listed.stdout
         kicked = ocpp_gw("ctl", "-c", str(gateway.config_path), "kick", "CP003")
         assert kicked.returncode == 0
