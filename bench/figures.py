@@ -149,7 +149,7 @@ def burst_and_sustain(target, sizes: Sizes, profile: bool, do_burst: bool, do_su
             n = sizes.sustain_cps
             commands = [{"op": "sustain", "at": time.monotonic() + START_DELAY, "duration": sizes.sustain_seconds,
                          "first": k} for k in shares(n, len(generators.counts))]
-            pids = {target.name: target.pid, **target.helper_pids}
+            pids = {getattr(target, "process_name", target.name): target.pid, **target.helper_pids}
             cpu_before = {name: procfs.cpu_split(pid) for name, pid in pids.items()}
             answers = generators.ask(commands, timeout=sizes.sustain_seconds + sizes.call_timeout + 60)
             cpu_after = {name: procfs.cpu_split(pid) for name, pid in pids.items()}

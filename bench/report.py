@@ -7,7 +7,9 @@ from pathlib import Path
 
 from .numbers import ratio
 
-TARGETS = ("gateway", "baseline")
+TARGETS = ("gateway", "adapter", "baseline")
+# Column headings; "adapter" is the baseline's ocpp-library central system behind the gateway (ocpp_gw.backend).
+HEADINGS = {"gateway": "gateway", "adapter": "gateway + adapter", "baseline": "baseline"}
 FAILED = "failed"
 
 
@@ -43,13 +45,13 @@ def _pick(pick, result):
         return None
 
 
-def rows(results: dict) -> list[tuple[str, str, object, object, str, bool]]:
-    """(figure, metric, gateway value, baseline value, target, whether a ratio means something)."""
+def rows(results: dict) -> list[tuple[str, str, dict, str, bool]]:
+    """(figure, metric, {target: value}, target, whether a ratio means something)."""
     table = []
 
     def pair(figure, metric, pick, target="", compare=True):
-        values = [_pick(pick, results.get(figure, {}).get(t)) for t in TARGETS]
-        table.append((figure, metric, values[0], values[1], target, compare))
+        values = {t: _pick(pick, results.get(figure, {}).get(t)) for t in TARGETS}
+        table.append((figure, metric, values, target, compare))
 
     if "latency" in results:
         pair("latency", "1 CP, Heartbeat round trip p50 (ms)", lambda r: _ms(r["p50"]), "≤ 1.5×")
@@ -79,14 +81,26 @@ def rows(results: dict) -> list[tuple[str, str, object, object, str, bool]]:
     return table
 
 
+def _compared(results: dict) -> list[str]:
+    """The targets compared with the baseline: those measured, else the gateway (its column shows dashes)."""
+    measured = {target for sides in results.values() for target in sides}
+    return [t for t in TARGETS if t != "baseline" and t in measured] or ["gateway"]
+
+
 def markdown_table(results: dict) -> str:
-    lines = ["| figure | measure | gateway | baseline | gateway / baseline | target |",
-             "|---|---|---:|---:|---:|---|"]
-    for figure, metric, gateway, baseline, target, compare in rows(results):
-        numbers = all(isinstance(v, (int, float)) for v in (gateway, baseline))
-        quotient = ratio(gateway, baseline) if compare and numbers else None
-        lines.append(f"| {figure} | {metric} | {_fmt(gateway)} | {_fmt(baseline)} | "
-                     f"{_fmt(quotient, '×')} | {target} |")
+    compared = _compared(results)
+    columns = [HEADINGS[t] for t in compared] + ["baseline"] + [f"{HEADINGS[t]} / baseline" for t in compared]
+    lines = ["| figure | measure | " + " | ".join(columns) + " | target |",
+             "|---|---|" + "---:|" * len(columns) + "---|"]
+    for figure, metric, values, target, compare in rows(results):
+        baseline = values["baseline"]
+        quotients = [ratio(values[t], baseline) if compare and all(isinstance(v, (int, float))
+                                                                   for v in (values[t], baseline)) else None
+                     for t in compared]
+        cells = [_fmt(values[t]) for t in compared] + [_fmt(baseline)] + [_fmt(q, "×") for q in quotients]
+        # The targets are the gateway's (issue 7); they say nothing about the adapter.
+        shown_target = target if "gateway" in compared else ""
+        lines.append(f"| {figure} | {metric} | " + " | ".join(cells) + f" | {shown_target} |")
     errors = sorted({(figure, target, result["error"]) for figure, sides in results.items()
                      for target, result in sides.items() if isinstance(result, dict) and "error" in result})
     if errors:
@@ -120,7 +134,7 @@ def plot(results: dict, path: Path) -> bool:
     except ImportError:
         return False
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = {"gateway": dict(color="tab:red"), "baseline": dict(color="tab:blue")}
+    styles = {"gateway": dict(color="tab:red"), "adapter": dict(color="tab:green"), "baseline": dict(color="tab:blue")}
     for target in TARGETS:
         style = styles[target]
         # A figure that failed on a side holds {"error": text} instead of per-size results.

@@ -28,8 +28,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--auth", choices=("file", "none"), default="file",
                         help="file: per-CP Basic credentials checked by both servers (default); "
                              "none: neither checks them (isolates the servers from the password hash)")
-    parser.add_argument("--target", choices=("gateway", "baseline"), action="append",
-                        help="measure only this target (default both)")
+    parser.add_argument("--target", choices=("gateway", "adapter", "baseline"), action="append",
+                        help="measure only this target (default gateway and baseline); adapter: the baseline's "
+                             "ocpp-library central system served through the gateway by ocpp_gw.backend")
     parser.add_argument("--gateway-switch-interval", type=float, metavar="SECONDS",
                         help="experiment: run the gateway with sys.setswitchinterval(SECONDS) (default: Python's 0.005)")
     parser.add_argument("--profile", action="store_true",
@@ -66,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: warning: the open-files limit ({fd_limit}) is tight for {largest} connections", flush=True)
     credentials.seed_file()
     passwd = credentials.credentials_file(largest) if args.auth == "file" else None
-    targets = {"gateway": GatewayTarget(passwd, args.gateway_switch_interval), "baseline": BaselineTarget(passwd)}
+    targets = {"gateway": GatewayTarget(passwd, args.gateway_switch_interval),
+               "adapter": GatewayTarget(passwd, args.gateway_switch_interval, adapter=True),
+               "baseline": BaselineTarget(passwd)}
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
     print(f"bench: {command.strip()} — figures: {', '.join(args.figures)}; auth: {args.auth}", flush=True)
     started = time.time()

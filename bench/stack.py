@@ -83,13 +83,16 @@ class Service:
 
 
 class GatewayTarget:
-    """Mosquitto, the fast responder and `python -m ocpp_gw -c <generated conf>`."""
+    """Mosquitto, a backend and `python -m ocpp_gw -c <generated conf>`. The backend is the fast MQTT
+    responder (target "gateway") or, with ``adapter=True`` (target "adapter"), the baseline's `ocpp`
+    library central system served by ocpp_gw.backend."""
 
-    name = "gateway"
-
-    def __init__(self, passwd: Path | None, switch_interval: float | None = None):
+    def __init__(self, passwd: Path | None, switch_interval: float | None = None, adapter: bool = False):
         self.passwd = passwd
         self.switch_interval = switch_interval
+        self.adapter = adapter
+        self.name = "adapter" if adapter else "gateway"
+        self.process_name = "gateway"  # the key of the gateway process's CPU in the results
         self.services: list[Service] = []
         self.broker: Mosquitto | None = None
 
@@ -110,10 +113,15 @@ class GatewayTarget:
         self.broker = Mosquitto(run_dir / "mosquitto",
                                 extra_config="max_queued_messages 1000000\nmax_inflight_messages 0").start()
         broker_port = self.broker.port
-        responder = self._add(Service("responder", [
-            sys.executable, "-m", "bench.responder", "--port", str(broker_port),
-            "--interval", str(interval)], pipe_stdout=True))
-        wait_for_line(responder.process, "ready")
+        if self.adapter:
+            backend = self._add(Service("csms", [
+                sys.executable, "-m", "bench.adapter_csms", "--broker", f"127.0.0.1:{broker_port}",
+                "--interval", str(interval)], pipe_stdout=True))
+        else:
+            backend = self._add(Service("responder", [
+                sys.executable, "-m", "bench.responder", "--port", str(broker_port),
+                "--interval", str(interval)], pipe_stdout=True))
+        wait_for_line(backend.process, "ready")
         auth = [f"auth.file = {self.passwd}"] if self.passwd else ["auth.backend = none"]
         conf = run_dir / "ocpp.conf"
         conf.write_text("\n".join([
@@ -132,7 +140,7 @@ class GatewayTarget:
         self._wait_healthy(gateway)
         self.pid = gateway.pid
         self.url = f"ws://127.0.0.1:{cp_port}{PATH}"
-        self.helper_pids = {"mosquitto": self.broker.process.pid, "responder": responder.pid}
+        self.helper_pids = {"mosquitto": self.broker.process.pid, backend.name: backend.pid}
 
     def _wait_healthy(self, gateway: Service, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout

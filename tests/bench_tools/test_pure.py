@@ -176,3 +176,14 @@ def test_thread_sample_reads_cpu_and_switches_of_every_thread_of_a_process():
     readings = threads.sample(os.getpid())
     assert threading.get_native_id() in readings
     assert all(len(reading) == 3 and min(reading) >= 0 for reading in readings.values())
+
+
+def test_table_compares_the_adapter_with_the_baseline_when_it_was_measured():
+    results = {"latency": {"adapter": {"p50": 0.006, "p99": 0.01}, "baseline": {"p50": 0.002, "p99": 0.004}},
+               "sustain": {"adapter": {"sustain": {"throughput": 500.0, "p99": 0.1}},
+                           "baseline": {"sustain": {"throughput": 1000.0, "p99": 0.05}}}}
+    table = report.markdown_table(results)
+    assert table.splitlines()[0] == ("| figure | measure | gateway + adapter | baseline | gateway + adapter / baseline"
+                                     " | target |")
+    assert "| latency | 1 CP, Heartbeat round trip p50 (ms) | 6 | 2 | 3× |  |" in table
+    assert "| sustain | closed loop: round trips/s | 500 | 1,000 | 0.5× |  |" in table
