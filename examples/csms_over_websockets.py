@@ -16,7 +16,7 @@ async def on_websocket(websocket):
 
 
 async def main():
-    async with websockets.serve(on_websocket, "0.0.0.0", 9000, subprotocols=["ocpp1.6"]):
+    async with websockets.serve(on_websocket, "0.0.0.0", 9000, subprotocols=["ocpp2.0.1", "ocpp1.6"]):
         await asyncio.Future()
 
 

@@ -14,6 +14,10 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call_result as call_result201
+from ocpp.v201.enums import Action as Action201
+from ocpp.v201.enums import RegistrationStatusEnumType
 
 log = logging.getLogger("csms")
 _transaction_ids = itertools.count(1)
@@ -58,8 +62,22 @@ class CentralSystem(ChargePoint16):
         return call_result.StopTransaction(id_tag_info={"status": AuthorizationStatus.accepted})
 
 
+class CentralSystem201(ChargePoint201):
+    """The CSMS's view of one OCPP 2.0.1 charging station (boot and heartbeat only, to show the shape)."""
+
+    @on(Action201.boot_notification)
+    async def on_boot_notification(self, charging_station, reason, **_):
+        log.info("%s: boot (%s) of a %s", self.id, reason, charging_station.get("model"))
+        return call_result201.BootNotification(current_time=now(), interval=300,
+                                               status=RegistrationStatusEnumType.accepted)
+
+    @on(Action201.heartbeat)
+    async def on_heartbeat(self):
+        return call_result201.Heartbeat(current_time=now())
+
+
 # One class per OCPP version the CSMS speaks, picked by the subprotocol the CP negotiated.
-CENTRAL_SYSTEMS = {"ocpp1.6": CentralSystem}
+CENTRAL_SYSTEMS = {"ocpp1.6": CentralSystem, "ocpp2.0.1": CentralSystem201}
 
 
 async def on_connect(connection, cid: str) -> None:

@@ -212,3 +212,27 @@ def test_the_same_csms_served_directly_over_websockets_passes_the_same_scenario(
     seen = asyncio.run(scenario(over_websockets, lambda cid: f"ws://127.0.0.1:{port}/ocpp/{cid}",
                                 f"ws://127.0.0.1:{port}/ocpp", node_modules, lambda cid: {}))
     check_scenario(seen)
+
+
+def test_the_example_picks_its_central_system_class_by_the_negotiated_subprotocol():
+    from ocpp.v201 import ChargePoint as Station201
+    from ocpp.v201 import call as call201
+
+    from ocpp_lib_csms import on_connect
+    port = free_port()
+
+    async def run():
+        async def on_websocket(websocket):
+            await on_connect(websocket, websocket.request.path.rsplit("/", 1)[-1])
+        async with websockets.serve(on_websocket, "127.0.0.1", port, subprotocols=["ocpp2.0.1", "ocpp1.6"]):
+            async with websockets.connect(f"ws://127.0.0.1:{port}/CS201", subprotocols=["ocpp2.0.1"]) as ws:
+                station = Station201("CS201", ws, response_timeout=5)
+                loop_task = asyncio.create_task(station.start())
+                try:
+                    return ws.subprotocol, await station.call(call201.BootNotification(
+                        charging_station={"model": "m", "vendor_name": "v"}, reason="PowerUp"))
+                finally:
+                    loop_task.cancel()
+
+    subprotocol, boot = asyncio.run(run())
+    assert subprotocol == "ocpp2.0.1" and boot.status == "Accepted" and boot.interval == 300
