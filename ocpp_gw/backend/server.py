@@ -37,7 +37,10 @@ class Backend:
         self._status_prefix = options.mountpoint + "gateway/"
         self._connections: dict[str, Connection] = {}
         self._tasks: dict[Connection, asyncio.Task] = {}
-        filters = [t.wildcard() for t in self._upstream] + [self._events.wildcard(), options.status_filter()]
+        self._offline_gateways: set[str] = set()
+        # Status first: its retained messages then arrive before the retained events, so a
+        # "connected" left behind by a gateway that has since died is known to be stale.
+        filters = [options.status_filter(), self._events.wildcard()] + [t.wildcard() for t in self._upstream]
         self.link = MqttLink(options, filters, self._on_message)
 
     @property
@@ -75,8 +78,12 @@ class Backend:
             self._on_event(payload)
             return
         if topic.startswith(self._status_prefix) and topic.endswith("/status"):
+            gateway = topic[len(self._status_prefix):-len("/status")]
             if payload == b"offline":
-                self._gateway_offline(topic[len(self._status_prefix):-len("/status")])
+                self._offline_gateways.add(gateway)
+                self._gateway_offline(gateway)
+            else:
+                self._offline_gateways.discard(gateway)
             return
         for template in self._upstream:
             fields = template.match(topic)
@@ -101,6 +108,8 @@ class Backend:
         if kind == "connected":
             if current is not None:
                 self._leave(current, "connected again")
+            if event.get("gateway") in self._offline_gateways:
+                return  # a retained event of a gateway that went away since: no CP behind it
             self._arrive(cid, event.get("subprotocol"), event.get("gateway"))
         elif kind == "disconnected" and current is not None:
             # After a move to another gateway instance, the old instance's late "disconnected"

@@ -147,3 +147,22 @@ def test_a_cp_that_moved_to_another_gateway_is_not_ended_by_the_old_gateways_lat
         await until(lambda: served.of("E1")[1]["ended"] is not None, "ended by the gateway's will")
 
     run(broker, body, served)
+
+
+def test_a_connected_event_left_retained_by_a_gateway_that_has_gone_offline_starts_no_handler(broker):
+    served = Served()
+    mountpoint = unique_mountpoint()
+    with MqttProbe(broker.host, broker.port) as probe:
+        probe.publish(f"{mountpoint}events/F1", event("F1", "connected", gateway="gw-dead"), retain=True)
+        probe.publish(f"{mountpoint}gateway/gw-dead/status", "offline", retain=True)
+        probe.publish(f"{mountpoint}events/F2", event("F2", "connected", gateway="gw-live"), retain=True)
+        probe.publish(f"{mountpoint}gateway/gw-live/status", "online", retain=True)
+
+    async def main():
+        options = ocpp_gw.backend.BackendOptions(broker=f"{broker.host}:{broker.port}", mountpoint=mountpoint)
+        async with ocpp_gw.backend.Backend(served, options) as backend:
+            await until(lambda: served.of("F2"), "the live gateway's CP served")
+            return sorted(backend.connections)
+
+    assert asyncio.run(main()) == ["F2"]
+    assert served.of("F1") == []
