@@ -10,7 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.helpers import ROOT, OutputLines, free_port, matcher
+from tools.harness import ROOT, OutputLines, free_port, matcher
 
 
 def test_make_run_serves_on_the_ports_given_and_says_nothing_about_limitnofile(tmp_path):
