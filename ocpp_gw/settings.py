@@ -643,15 +643,22 @@ flood the service. Refusals are never remembered. 0 asks the service every time.
 An authenticated charge point whose user name differs from its id in the URL is refused with
 HTTP 403."""),
         Key("auth.throttle.max_failures", Integer(0), "5", """
-Failed logins (wrong user name or password) allowed from one peer address (for IPv6, one /64
-network) within auth.throttle.window. The attempt after that, and every attempt from that
-address for auth.throttle.block, is answered HTTP 429 with Retry-After, whatever its
-credentials. 0 turns throttling off. Charge points behind one NAT share an address: a
-misconfigured one can lock out its neighbours, so raise this where many sit behind a router."""),
+Failed logins (wrong user name or password) allowed for one charge point id from one peer address (for
+IPv6, one /64 network) within auth.throttle.window. The attempt after that, and every attempt of that
+charge point from that address for auth.throttle.block, is answered HTTP 429 with Retry-After, whatever
+its credentials. Other charge points at the same address (behind one NAT router or proxy) are not
+affected. 0 turns throttling off (this key and the next)."""),
+        Key("auth.throttle.max_failures_per_address", Integer(0), "100", """
+Failed logins allowed from one peer address across all charge point ids within auth.throttle.window;
+reaching it blocks every login from that address for auth.throttle.block. It slows a guesser spraying
+many ids; it is high enough that a depot of hundreds of charge points behind one address, some with a
+stale password, never reaches it (each of those is stopped by auth.throttle.max_failures first:
+docs/security.md). 0: no ceiling per address."""),
         Key("auth.throttle.window", Duration(positive=True), "1m", """
-The period over which failed logins from one address are counted."""),
+The period over which failed logins are counted (per charge point and address, and per address)."""),
         Key("auth.throttle.block", Duration(positive=True), "5m", """
-How long an address that made too many failed logins is answered HTTP 429."""),
+How long a charge point (or, over the ceiling, an address) that made too many failed logins is answered
+HTTP 429."""),
     ),
     *_group(
         "Admin API and logs",
