@@ -211,6 +211,26 @@ _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 ANY_HOST = "0.0.0.0"
 
 
+@dataclasses.dataclass(frozen=True)
+class Networks(Parser):
+    """IP networks (or single addresses), separated by commas or spaces, as a tuple of canonical network texts
+    ("10.0.0.0/24", "192.0.2.7/32")."""
+
+    accepts = ("IP networks or addresses separated by commas or spaces, e.g. 10.0.0.0/24, 192.0.2.7 ::1; "
+               "empty for none")
+
+    def __call__(self, text: str) -> tuple:
+        networks = []
+        for word in re.split(r"[\s,]+", text.strip()):
+            if not word:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(word, strict=False)))
+            except ValueError:
+                raise ValueError(f"{word!r} is not an IP network or address") from None
+        return tuple(networks)
+
+
 def _split_address(text: str) -> tuple[str, str | None]:
     """``host[:port]`` or ``[ipv6][:port]`` → (host, port text or None)."""
     if text.startswith("["):
@@ -461,6 +481,21 @@ to authenticate with HTTP Basic instead."""),
         Key("ocpp.listener.ssl.organization", Text(), "", """
 When set, a client certificate's subject Organization (O) must equal this value (the OCPP
 security whitepaper puts the charging station operator's name there). Empty: not checked."""),
+        Key("ocpp.listener.proxy_protocol", Choice(("off", "v1", "v2", "any")), "off", """
+Whether every connection to the ws and wss listeners starts with a PROXY protocol header (HAProxy's, as
+sent by send-proxy or send-proxy-v2; also AWS NLB, nginx stream), naming the charge point's own address.
+That address is then the charge point's peer everywhere: events, logs, login throttling, the http auth
+backend and the admin API.
+
+- off: no header; the peer is the socket's.
+- v1 or v2: that version only. any: either; a header is still required.
+
+A header is honoured only from ocpp.listener.proxy_protocol.trusted; a connection from anywhere else,
+with or without a header, and one whose header is missing or malformed, is closed, logged at WARNING and
+counted. Over wss the header comes before the TLS handshake."""),
+        Key("ocpp.listener.proxy_protocol.trusted", Networks(), "127.0.0.0/8 ::1", """
+The networks of the proxies allowed to send PROXY protocol headers, separated by commas or spaces, e.g.
+10.0.0.5, 10.0.0.6 or 10.0.1.0/28. Only used when ocpp.listener.proxy_protocol is on."""),
         Key("ocpp.listener.fail_if_no_subprotocol", Boolean(), "true", """
 A charge point must offer the ocpp1.6 subprotocol in Sec-WebSocket-Protocol; otherwise the
 upgrade is refused with HTTP 400. false lets in, as OCPP 1.6, old firmware that sends no such

@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass
 
 from ..protocol import handshake
+from ..protocol import proxy_header as handshake_proxy
 from . import tls
+from .proxy_protocol import ProxyPolicy, read_header
 from .session import Peer, Session
 
 log = logging.getLogger("ocpp_gw.listener")
@@ -35,6 +37,7 @@ class ListenerConfig:
     fail_if_no_subprotocol: bool = True
     username_must_match_cid: bool = True
     ssl_organization: str | None = None  # required O of a client certificate
+    proxy: ProxyPolicy = ProxyPolicy()  # PROXY protocol: off, or the versions and the trusted proxies
 
 
 def _format_peer(address) -> str:
@@ -89,6 +92,10 @@ class Listener:
                 log.exception("accept failed on %s", self.name)
                 continue
             peer = _format_peer(address)
+            if self.runtime.config.listener.proxy.enabled \
+                    and not self.runtime.config.listener.proxy.trusts(address[0]):
+                self._refuse_untrusted(conn, peer)
+                continue
             if not self.runtime.connections.acquire(blocking=False):
                 self.runtime.stats.incr("refused.max_connections")
                 log.warning("connection from %s refused: max_connections reached", peer)
@@ -101,6 +108,14 @@ class Listener:
             except RuntimeError:
                 self.runtime.connections.release()
                 _refuse_quickly(conn, handshake.Refusal(503, "cannot start a thread"))
+
+    def _refuse_untrusted(self, conn: socket.socket, peer: str) -> None:
+        """A PROXY protocol listener takes connections from its trusted proxies only: anyone else could claim any
+        address in a header. Closed at once, unread."""
+        self.runtime.stats.incr("refused.proxy_untrusted")
+        log.warning("connection from %s closed: not a trusted PROXY protocol source "
+                    "(ocpp.listener.proxy_protocol.trusted)", peer)
+        conn.close()
 
     def _out_of_descriptors(self, err: OSError) -> None:
         self.runtime.stats.incr("refused.no_file_descriptors")
@@ -128,7 +143,7 @@ class Connection:
         self.runtime = runtime
         self.config: ListenerConfig = runtime.config.listener
         self.sock = sock
-        self.peer = peer
+        self.peer = peer  # the charge point's address: the socket's, or the one a trusted proxy names
         self.ssl_context = ssl_context
         self.deadline = 0.0  # of the handshake, on the monotonic clock; set by handle()
 
@@ -140,6 +155,8 @@ class Connection:
             # One deadline for the whole handshake: a per-read timeout would let a client that
             # dribbles its request a byte at a time hold the connection forever.
             self.deadline = time.monotonic() + self.config.idle_timeout
+            if self.config.proxy.enabled and not self._take_proxy_header():
+                return
             if self.ssl_context is not None:
                 sock = self._tls_handshake()
                 if sock is None:
@@ -175,6 +192,19 @@ class Connection:
         finally:
             if self.sock is not None:
                 self.sock.close()
+
+    def _take_proxy_header(self) -> bool:
+        """Read the PROXY protocol header (before TLS); the peer becomes the address it names. False when there
+        is none or it is malformed (logged, counted)."""
+        verdict = read_header(self.sock, self.deadline, self.config.proxy.versions)
+        if isinstance(verdict, handshake_proxy.Malformed):
+            log.warning("connection from %s closed: %s", self.peer, verdict.reason)
+            self.runtime.stats.incr("refused.proxy_header")
+            return False
+        if verdict.source is not None:
+            proxy, self.peer = self.peer, _format_peer(verdict.source)
+            log.debug("connection from %s through proxy %s (PROXY v%d)", self.peer, proxy, verdict.version)
+        return True
 
     def _tls_handshake(self) -> ssl.SSLSocket | None:
         """TLS on this thread, within the handshake deadline (do_handshake treats the socket timeout as one
