@@ -13,6 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from .admin.api import AdminConfig
+from .chargers.admission import PendingLimits
 from .chargers.listener import ListenerConfig
 from .chargers.proxy_protocol import ProxyPolicy
 from .chargers.session import SessionConfig
@@ -94,11 +95,12 @@ def session_config(settings: Settings) -> SessionConfig:
 def listener_config(settings: Settings) -> ListenerConfig:
     return ListenerConfig(
         path=settings["ocpp.listener.path"],
-        idle_timeout=settings["ocpp.idle_timeout"],
+        handshake_timeout=settings["ocpp.listener.handshake_timeout"],
         fail_if_no_subprotocol=settings["ocpp.listener.fail_if_no_subprotocol"],
         username_must_match_cid=settings["auth.username_must_match_cid"],
         ssl_organization=settings["ocpp.listener.ssl.organization"],
-        proxy=proxy_policy(settings))
+        proxy=proxy_policy(settings),
+        pending=PendingLimits(settings["ocpp.listener.max_pending"], settings["ocpp.listener.max_pending_per_address"]))
 
 
 def proxy_policy(settings: Settings) -> ProxyPolicy:

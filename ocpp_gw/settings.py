@@ -458,8 +458,25 @@ URL path in front of the charge point id: a charge point connects to
 ws://<host>:<port><path>/<cid>, e.g. ws://gw.example:33033/ocpp/CP001. With / the URL is
 ws://<host>:<port>/<cid>. Requests for other paths get HTTP 404."""),
         Key("ocpp.listener.max_connections", Integer(1), "10000", """
-Maximum number of charge point connections open at once, ws and wss together. A connection over the limit
-is refused with HTTP 503; the charge point retries later. Each connection uses one thread."""),
+Maximum number of charge point connections open at once, ws and wss together, counting only charge points
+that have authenticated (those still in their handshake are bounded by ocpp.listener.max_pending). One
+over the limit is refused with HTTP 503 and Retry-After; the charge point retries later. Each connection
+uses one thread."""),
+        Key("ocpp.listener.handshake_timeout", Duration(positive=True), "10s", """
+Time a new connection has for its whole handshake - PROXY protocol header, TLS handshake and the HTTP
+upgrade request - before it is closed. Short, because a connection holds a pending slot (and a thread)
+until then; long enough for a TLS handshake over a slow cellular link. Waiting for the credentials
+check does not count against it."""),
+        Key("ocpp.listener.max_pending", Integer(1), "2000", """
+Maximum number of connections that have not authenticated yet, ws and wss together, apart from
+ocpp.listener.max_connections: sockets that never send a byte fill these at most, never the slots of
+charge points that log in. A connection over the limit is closed at once, unread; the gateway logs (at
+most every 10s, with the count) and counts it (shed.pending_total)."""),
+        Key("ocpp.listener.max_pending_per_address", Integer(1), "500", """
+Maximum number of connections not yet authenticated from one address (for IPv6, one /64; behind a
+PROXY protocol proxy, the address the proxy names). Sized for a depot of 500 charge points behind one
+NAT router reconnecting at once; a flood from one address is shed beyond it (shed.pending_per_address)
+and leaves the rest of ocpp.listener.max_pending to everyone else."""),
         Key("ocpp.listener.ssl.certfile", Text(what="a PEM file path"), "", """
 The wss listener's certificate, with its chain, in PEM. The private key may be in the same
 file. Required when ocpp.listener.wss is on."""),
@@ -517,8 +534,8 @@ interval of 0 in a BootNotification answer does. An answer's interval above 2147
 How many heartbeat intervals of silence are tolerated before a charge point is disconnected;
 see ocpp.default_heartbeat_interval."""),
         Key("ocpp.idle_timeout", Duration(positive=True), "30s", """
-Time a new connection has to complete the WebSocket handshake, and then to send its first
-OCPP frame. A connection that misses either deadline is closed."""),
+Time a charge point has, once its WebSocket handshake is complete, to send its first OCPP frame;
+one that does not is closed. (The handshake itself has ocpp.listener.handshake_timeout.)"""),
         Key("ocpp.max_frame_size", Size(), "64KB", """
 Largest WebSocket message accepted from a charge point. A bigger one closes the connection
 with code 1009."""),

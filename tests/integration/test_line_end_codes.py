@@ -54,7 +54,8 @@ def test_a_line_ended_with_a_tcp_fin_and_no_close_frame_is_1006(shared_gw, watch
     event = ended(probe, shared_gw, cid)
     client.close()
     assert (event["code"], event["reason"]) == (1006, "connection lost without a close frame (TCP FIN, code 1006)")
-    shared_gw.wait_for_log(rf"\[{cid}\] disconnected \(1006\): connection lost without a close frame", since=since)
+    shared_gw.wait_for_log(rf"\[{cid}\] disconnected: connection lost without a close frame \(TCP FIN, code 1006\)",
+                           since=since)
     assert counter(shared_gw, "connections.closed.code_1006") == before + 1
 
 

@@ -137,6 +137,7 @@ def security_defaults() -> dict:
     return {
         "ocpp.mountpoint": f"sec-{uuid.uuid4().hex[:10]}/",
         "ocpp.idle_timeout": "5s",
+        "ocpp.listener.handshake_timeout": "5s",
         "ocpp.awaiting_timeout": "2s",
         "auth.throttle.max_failures": 0,
     }

@@ -92,7 +92,7 @@ def test_a_listener_expecting_proxy_closes_a_connection_without_a_valid_header(p
 
 
 def test_a_header_that_never_completes_is_closed_at_the_handshake_deadline(module_gateways):
-    gw = module_gateways({"ocpp.listener.proxy_protocol": "v1", "ocpp.idle_timeout": "1s"})
+    gw = module_gateways({"ocpp.listener.proxy_protocol": "v1", "ocpp.listener.handshake_timeout": "1s"})
     since = gw.mark()
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
         sock.sendall(b"PROXY TCP4 203.0.113.9")  # and then nothing
