@@ -243,7 +243,7 @@ class Session:
             self._reader_done = True
             if ws.frame_too_big:
                 rx.put_quietly(Disconnected(CLOSE_TOO_BIG, self._too_big_reason()))
-            elif ws.close_frame_received:
+            elif ws.close_frame_seen:
                 rx.put_quietly(Disconnected(ws.close_reason, "closed by charge point"
                                             f" (code {int(ws.close_reason)})"))
             else:

@@ -273,9 +273,10 @@ class CpWebSocket(simple_websocket.Server):
             self.line_end = self.line_end or cause
 
     @property
-    def close_frame_received(self) -> bool:
-        """Whether the CP sent a close frame (wsproto answered it, or it answered ours)."""
-        return self.ws.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED)
+    def close_frame_seen(self) -> bool:
+        """Whether a close frame went either way: the CP's (``close_reason`` is its code), or ours for a frame that
+        broke the protocol (``close_reason`` is that code). False: the line ended with the WebSocket still open."""
+        return self.ws.state != ConnectionState.OPEN
 
     def take_messages(self) -> list:
         """The complete messages received so far, oldest first."""

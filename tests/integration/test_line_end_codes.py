@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import free_port
 from tests.integration._support import topics
-from tests.security.wire import CLOSE, RawClient, basic
+from tests.security.wire import CLOSE, TEXT, RawClient, basic
 
 
 def with_admin() -> dict:
@@ -96,3 +96,13 @@ def test_the_gateways_own_idle_cut_stays_1001_though_the_line_then_ends(start, w
     assert event["code"] == 1001 and "code 1006" not in event["reason"]
     assert counter(gw, "connections.closed.code_1001") == 1
     assert counter(gw, "connections.closed.code_1006") == 0
+
+
+def test_a_frame_that_breaks_the_protocol_keeps_the_gateways_close_code(shared_gw, watch):
+    probe, cid = watch(shared_gw), "CP046"
+    with open_session(shared_gw, cid) as client:
+        client.send_frame(TEXT, b"\xff\xfe not UTF-8")
+        code, _, _ = client.wait_close(timeout=5)
+        assert code == 1007
+        event = ended(probe, shared_gw, cid)
+    assert event["code"] == 1007
