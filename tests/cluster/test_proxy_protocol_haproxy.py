@@ -1,5 +1,6 @@
-"""Real HAProxy (deploy/haproxy.cfg, send-proxy-v2) in front of two gateway instances: each instance sees the
-charge point's own address, not HAProxy's, in its events, its http auth backend and its admin API (SPEC §10).
+"""Real HAProxy (deploy/haproxy.cfg, send-proxy-v2) in front of gateway instances: each instance sees the charge
+point's own address, not HAProxy's, in its events, its http auth backend and its admin API, over ws and over wss
+(where the header precedes the TLS handshake and TLS stays end to end) (SPEC §10).
 
 The charge points bind their sockets to 127.0.0.2 and 127.0.0.3, so their addresses differ from HAProxy's
 (127.0.0.1)."""
@@ -14,8 +15,9 @@ from contextlib import ExitStack
 
 from websockets.sync.client import connect
 
+from tests.cluster._support import Backend, HaProxy
 from tests.helpers import basic_auth
-from tests.security.conftest import AuthService
+from tests.security.conftest import AuthService, pki, tls_settings, wss_address  # noqa: F401 - pki is a fixture
 
 CHARGERS = {"CP001": "127.0.0.2", "CP002": "127.0.0.3"}
 
@@ -61,3 +63,26 @@ def test_behind_haproxy_events_auth_and_admin_see_the_chargers_own_address(gatew
         assert served_by == set(by_client_id)  # leastconn spread them: both instances read the header
     finally:
         auth.stop()
+
+
+def test_over_wss_haproxy_sends_the_header_before_tls_and_tls_stays_end_to_end(gateway_factory, pki, mqtt_probe,
+                                                                                tmp_path):
+    mountpoint = f"pp-{uuid.uuid4().hex[:8]}/"
+    gateway = gateway_factory({"ocpp.mountpoint": mountpoint, "ocpp.listener.proxy_protocol": "v2",
+                               **tls_settings(pki, **{"ocpp.listener.ssl.verify": "verify_none"})})
+    _, wss_port = wss_address(gateway)
+    proxy = HaProxy(tmp_path / "haproxy-wss", {"ocpp_gw_wss": [Backend(gateway.client_id, wss_port,
+                                                                       gateway.admin_port)]},
+                    frontend="ocpp_wss").start()
+    try:
+        proxy.wait_for_states({gateway.client_id: "UP"}, backend="ocpp_gw_wss")
+        mqtt_probe.subscribe(f"{mountpoint}events/#")
+        sock = socket.create_connection((proxy.host, proxy.port), timeout=5, source_address=("127.0.0.2", 0))
+        own = "%s:%d" % sock.getsockname()[:2]
+        with connect(f"wss://localhost:{proxy.port}/ocpp/CP003", sock=sock, ssl=pki.client_context(),
+                     subprotocols=["ocpp1.6"], additional_headers={"Authorization": gateway.auth_header("CP003")},
+                     open_timeout=5, compression=None, ping_interval=None, close_timeout=1):
+            event = mqtt_probe.expect_json(f"{mountpoint}events/CP003", {"event": "connected"})
+        assert event["peer"] == own
+    finally:
+        proxy.stop()
