@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from websockets.sync.client import connect
 
 from tests.cluster._support import Backend, HaProxy
-from tests.helpers import basic_auth
+from tools.harness import basic_auth
 from tests.security.conftest import AuthService, pki, tls_settings, wss_address  # noqa: F401 - pki is a fixture
 
 CHARGERS = {"CP001": "127.0.0.2", "CP002": "127.0.0.3"}

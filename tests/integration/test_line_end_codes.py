@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import free_port
+from tools.harness import free_port
 from tests.integration._support import topics
 from tests.security.wire import CLOSE, TEXT, RawClient, basic
 

@@ -17,7 +17,7 @@ import pytest
 import websockets
 from ocpp.v16 import ChargePoint, call
 
-from tests.helpers import GatewayProcess, stop_process, wait_until
+from tools.harness import GatewayProcess, stop_process, wait_until
 from tests.security.conftest import tls_settings, wss_address
 from tests.security.wire import basic, request_bytes
 

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import password_for
+from tools.harness import password_for
 from tests.security.conftest import tls_settings, wss_address
 from tests.security.wire import basic, request_bytes
 
