@@ -16,7 +16,6 @@ connections gets a few more tries than the limit, never many. `docs/security.md`
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
@@ -24,26 +23,11 @@ from collections import deque
 from typing import Callable, Hashable
 
 from ..protocol.handshake import Throttled
+from ..protocol.peers import address_key  # noqa: F401 - part of this module's surface (admin, tests)
 
 log = logging.getLogger(__name__)
 
 MAX_TRACKED = 10_000  # addresses remembered at once; the oldest is forgotten first
-
-
-def address_key(peer: str) -> str:
-    """The throttled unit of a `host:port` / `[v6]:port` peer: the IPv4 address, or the IPv6 /64 network
-    (one host usually owns a whole /64, so counting single IPv6 addresses would be no limit)."""
-    host = peer.rpartition(":")[0] if peer.count(":") == 1 or peer.startswith("[") else peer
-    host = host.strip("[]") or peer
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.version == 4:
-        return str(address)
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(ipaddress.ip_network(f"{address}/64", strict=False))
 
 
 class FailureThrottle:

@@ -10,9 +10,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..auth.throttle import address_key
 from ..protocol import handshake
 from ..protocol import proxy_header as handshake_proxy
+from ..protocol.peers import address_key
 from . import tls
 from .admission import PendingLimits, Slot
 from .proxy_protocol import ProxyPolicy, read_header
