@@ -27,6 +27,8 @@ OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 DESCRIPTOR_PAUSE = 0.1
 # ...and says so at most this often (with the count since), not ten times a second.
 DESCRIPTOR_WARNING_EVERY = 10.0
+# Connections from untrusted addresses on a PROXY protocol listener: one warning per this many seconds.
+UNTRUSTED_WARNING_EVERY = 10.0
 DESCRIPTOR_HINT = "raise the open files limit, LimitNOFILE: each charge point needs two"
 
 
@@ -64,6 +66,8 @@ class Listener:
         self._stopping = False
         self._descriptor_warned_at = -DESCRIPTOR_WARNING_EVERY
         self._descriptor_misses = 0  # accept() calls without a descriptor since the last warning
+        self._untrusted_warned_at = -UNTRUSTED_WARNING_EVERY
+        self._untrusted_since_warning = 0  # untrusted PROXY peers closed since the last warning
 
     def start(self) -> None:
         self.thread.start()
@@ -124,9 +128,15 @@ class Listener:
         """A PROXY protocol listener takes connections from its trusted proxies only: anyone else could claim any
         address in a header. Closed at once, unread."""
         self.runtime.stats.incr("refused.proxy_untrusted")
-        log.warning("connection from %s closed: not a trusted PROXY protocol source "
-                    "(ocpp.listener.proxy_protocol.trusted)", peer)
         conn.close()
+        self._untrusted_since_warning += 1
+        now = time.monotonic()
+        if now - self._untrusted_warned_at >= UNTRUSTED_WARNING_EVERY:  # a flood must not flood the log
+            log.warning("connection from %s closed: not a trusted PROXY protocol source "
+                        "(ocpp.listener.proxy_protocol.trusted); %d such connection(s) since the last warning",
+                        peer, self._untrusted_since_warning)
+            self._untrusted_warned_at = now
+            self._untrusted_since_warning = 0
 
     def _out_of_descriptors(self, err: OSError) -> None:
         self.runtime.stats.incr("refused.no_file_descriptors")
