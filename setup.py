@@ -33,6 +33,8 @@ setup(
         "paho-mqtt>=2.0",
         "jsonschema>=4.18",
         "configobj>=5.0.8",
+        # PROXY protocol v1/v2 headers from a load balancer (SPEC §10): a small, pure parser, MIT.
+        "proxy-protocol>=0.11.3",
     ],
     extras_require={
         "test": [

@@ -48,6 +48,8 @@ SETTINGS = {
     "ocpp.awaiting_timeout": f"{AWAITING:g}s",
     "ocpp.dnstream.offline_hold": f"{OFFLINE_HOLD:g}s",
     "ocpp.listener.max_connections": 100000,
+    "ocpp.listener.max_pending": 100000,  # every simulated CP comes from 127.0.0.1
+    "ocpp.listener.max_pending_per_address": 100000,
 }
 # Each CP calls every 1–3 s; one call in 200 ends in a drop, and a dropped CP stays away up to twice the hold.
 FLEET = FleetConfig(think=(1.0, 3.0), cp_timeout=2 * AWAITING, drop_chance=0.005, away=(0.0, 2 * OFFLINE_HOLD))

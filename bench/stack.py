@@ -126,6 +126,8 @@ class GatewayTarget:
         conf = run_dir / "ocpp.conf"
         conf.write_text("\n".join([
             f"ocpp.listener.ws = 127.0.0.1:{cp_port}", "ocpp.listener.max_connections = 15000",
+            # Every simulated CP comes from 127.0.0.1: a storm of thousands is one address's worth.
+            "ocpp.listener.max_pending = 15000", "ocpp.listener.max_pending_per_address = 15000",
             f"mqtt.server = 127.0.0.1:{broker_port}", "mqtt.client_id = bench-gateway",
             "mqtt.max_queued_messages = 100000", f"admin.listener = 127.0.0.1:{admin_port}",
             "log.level = warning", *auth, ""]))

@@ -9,16 +9,20 @@ by ``auth.make_backend``, the factory of that package; ``cli`` reads ``log.level
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from .admin.api import AdminConfig
+from .chargers.admission import PendingLimits
 from .chargers.listener import ListenerConfig
+from .chargers.proxy_protocol import ProxyPolicy
 from .chargers.session import SessionConfig
 from .chargers.tls import TlsConfig
 from .mqtt.bridge import MqttConfig
 from .mqtt.link import LinkConfig
 from .mqtt.router import HoldConfig
 from .mqtt.upstream import ChannelRoute, TopicsConfig
+from .protocol import proxy_header
 from .protocol.pipe import PipeConfig
 from .protocol.topics import Template
 from .settings import Settings
@@ -93,10 +97,18 @@ def session_config(settings: Settings) -> SessionConfig:
 def listener_config(settings: Settings) -> ListenerConfig:
     return ListenerConfig(
         path=settings["ocpp.listener.path"],
-        idle_timeout=settings["ocpp.idle_timeout"],
+        handshake_timeout=settings["ocpp.listener.handshake_timeout"],
         fail_if_no_subprotocol=settings["ocpp.listener.fail_if_no_subprotocol"],
         username_must_match_cid=settings["auth.username_must_match_cid"],
-        ssl_organization=settings["ocpp.listener.ssl.organization"])
+        ssl_organization=settings["ocpp.listener.ssl.organization"],
+        proxy=proxy_policy(settings),
+        pending=PendingLimits(settings["ocpp.listener.max_pending"], settings["ocpp.listener.max_pending_per_address"]))
+
+
+def proxy_policy(settings: Settings) -> ProxyPolicy:
+    return ProxyPolicy(
+        versions=proxy_header.VERSIONS.get(settings["ocpp.listener.proxy_protocol"], ()),
+        trusted=tuple(ipaddress.ip_network(network) for network in settings["ocpp.listener.proxy_protocol.trusted"]))
 
 
 def tls_config(settings: Settings) -> TlsConfig:

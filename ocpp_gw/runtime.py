@@ -1,5 +1,5 @@
 """What every connection shares, built in one place: configuration, auth, the checkers, counters,
-the registry of sessions, the MQTT bridge and the connection slots."""
+the registry of sessions, the MQTT bridge, the connection slots and the pending (not yet authenticated) ones."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .chargers.admission import PendingSlots
 from .chargers.registry import Registry
 from .config import Config
 from .mqtt.bridge import Bridge
@@ -26,7 +27,8 @@ class Runtime:
     stats: Stats
     registry: Registry
     bridge: Bridge
-    connections: threading.BoundedSemaphore  # one slot per connection, up to max_connections
+    connections: threading.BoundedSemaphore  # one slot per authenticated connection, up to max_connections
+    pending: PendingSlots  # the connections still in their handshake, bounded apart (SPEC §10)
 
     def checker_for(self, version: OcppVersion | str) -> SchemaChecker | None:
         """The schema checker of a connection speaking ``version``; None: not checked."""
@@ -40,4 +42,5 @@ def build_runtime(config: Config, auth, checkers: Checkers | None) -> Runtime:
     bridge = Bridge(config.mqtt, stats, registry)
     registry.watch(bridge.router)
     return Runtime(config=config, auth=auth, checkers=checkers, stats=stats, registry=registry,
-                   bridge=bridge, connections=threading.BoundedSemaphore(config.max_connections))
+                   bridge=bridge, connections=threading.BoundedSemaphore(config.max_connections),
+                   pending=PendingSlots(config.listener.pending, stats))

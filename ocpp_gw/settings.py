@@ -230,6 +230,26 @@ _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 ANY_HOST = "0.0.0.0"
 
 
+@dataclasses.dataclass(frozen=True)
+class Networks(Parser):
+    """IP networks (or single addresses), separated by commas or spaces, as a tuple of canonical network texts
+    ("10.0.0.0/24", "192.0.2.7/32")."""
+
+    accepts = ("IP networks or addresses separated by commas or spaces, e.g. 10.0.0.0/24, 192.0.2.7 ::1; "
+               "empty for none")
+
+    def __call__(self, text: str) -> tuple:
+        networks = []
+        for word in re.split(r"[\s,]+", text.strip()):
+            if not word:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(word, strict=False)))
+            except ValueError:
+                raise ValueError(f"{word!r} is not an IP network or address") from None
+        return tuple(networks)
+
+
 def _split_address(text: str) -> tuple[str, str | None]:
     """``host[:port]`` or ``[ipv6][:port]`` → (host, port text or None)."""
     if text.startswith("["):
@@ -484,8 +504,25 @@ URL path in front of the charge point id: a charge point connects to
 ws://<host>:<port><path>/<cid>, e.g. ws://gw.example:33033/ocpp/CP001. With / the URL is
 ws://<host>:<port>/<cid>. Requests for other paths get HTTP 404."""),
         Key("ocpp.listener.max_connections", Integer(1), "10000", """
-Maximum number of charge point connections open at once, ws and wss together. A connection over the limit
-is refused with HTTP 503; the charge point retries later. Each connection uses one thread."""),
+Maximum number of charge point connections open at once, ws and wss together, counting only charge points
+that have authenticated (those still in their handshake are bounded by ocpp.listener.max_pending). One
+over the limit is refused with HTTP 503 and Retry-After; the charge point retries later. Each connection
+uses one thread."""),
+        Key("ocpp.listener.handshake_timeout", Duration(positive=True), "10s", """
+Time a new connection has for its whole handshake - PROXY protocol header, TLS handshake and the HTTP
+upgrade request - before it is closed. Short, because a connection holds a pending slot (and a thread)
+until then; long enough for a TLS handshake over a slow cellular link. Waiting for the credentials
+check does not count against it."""),
+        Key("ocpp.listener.max_pending", Integer(1), "2000", """
+Maximum number of connections that have not authenticated yet, ws and wss together, apart from
+ocpp.listener.max_connections: sockets that never send a byte fill these at most, never the slots of
+charge points that log in. A connection over the limit is closed at once, unread; the gateway logs (at
+most every 10s, with the count) and counts it (shed.pending_total)."""),
+        Key("ocpp.listener.max_pending_per_address", Integer(1), "500", """
+Maximum number of connections not yet authenticated from one address (for IPv6, one /64; behind a
+PROXY protocol proxy, the address the proxy names). Sized for a depot of 500 charge points behind one
+NAT router reconnecting at once; a flood from one address is shed beyond it (shed.pending_per_address)
+and leaves the rest of ocpp.listener.max_pending to everyone else."""),
         Key("ocpp.listener.ssl.certfile", Text(what="a PEM file path"), "", """
 The wss listener's certificate, with its chain, in PEM. The private key may be in the same
 file. Required when ocpp.listener.wss is on."""),
@@ -507,6 +544,21 @@ to authenticate with HTTP Basic instead."""),
         Key("ocpp.listener.ssl.organization", Text(), "", """
 When set, a client certificate's subject Organization (O) must equal this value (the OCPP
 security whitepaper puts the charging station operator's name there). Empty: not checked."""),
+        Key("ocpp.listener.proxy_protocol", Choice(("off", "v1", "v2", "any")), "off", """
+Whether every connection to the ws and wss listeners starts with a PROXY protocol header (HAProxy's, as
+sent by send-proxy or send-proxy-v2; also AWS NLB, nginx stream), naming the charge point's own address.
+That address is then the charge point's peer everywhere: events, logs, login throttling, the http auth
+backend and the admin API.
+
+- off: no header; the peer is the socket's.
+- v1 or v2: that version only. any: either; a header is still required.
+
+A header is honoured only from ocpp.listener.proxy_protocol.trusted; a connection from anywhere else,
+with or without a header, and one whose header is missing or malformed, is closed, logged at WARNING and
+counted. Over wss the header comes before the TLS handshake."""),
+        Key("ocpp.listener.proxy_protocol.trusted", Networks(), "127.0.0.0/8 ::1", """
+The networks of the proxies allowed to send PROXY protocol headers, separated by commas or spaces, e.g.
+10.0.0.5, 10.0.0.6 or 10.0.1.0/28. Only used when ocpp.listener.proxy_protocol is on."""),
         Key("ocpp.listener.fail_if_no_subprotocol", Boolean(), "true", """
 A charge point must offer the ocpp1.6 subprotocol in Sec-WebSocket-Protocol; otherwise the
 upgrade is refused with HTTP 400. false lets in, as OCPP 1.6, old firmware that sends no such
@@ -528,8 +580,8 @@ interval of 0 in a BootNotification answer does. An answer's interval above 2147
 How many heartbeat intervals of silence are tolerated before a charge point is disconnected;
 see ocpp.default_heartbeat_interval."""),
         Key("ocpp.idle_timeout", Duration(positive=True), "30s", """
-Time a new connection has to complete the WebSocket handshake, and then to send its first
-OCPP frame. A connection that misses either deadline is closed."""),
+Time a charge point has, once its WebSocket handshake is complete, to send its first OCPP frame;
+one that does not is closed. (The handshake itself has ocpp.listener.handshake_timeout.)"""),
         Key("ocpp.max_frame_size", Size(), "64KB", """
 Largest WebSocket message accepted from a charge point. A bigger one closes the connection
 with code 1009."""),
@@ -694,15 +746,22 @@ flood the service. Refusals are never remembered. 0 asks the service every time.
 An authenticated charge point whose user name differs from its id in the URL is refused with
 HTTP 403."""),
         Key("auth.throttle.max_failures", Integer(0), "5", """
-Failed logins (wrong user name or password) allowed from one peer address (for IPv6, one /64
-network) within auth.throttle.window. The attempt after that, and every attempt from that
-address for auth.throttle.block, is answered HTTP 429 with Retry-After, whatever its
-credentials. 0 turns throttling off. Charge points behind one NAT share an address: a
-misconfigured one can lock out its neighbours, so raise this where many sit behind a router."""),
+Failed logins (wrong user name or password) allowed for one charge point id from one peer address (for
+IPv6, one /64 network) within auth.throttle.window. The attempt after that, and every attempt of that
+charge point from that address for auth.throttle.block, is answered HTTP 429 with Retry-After, whatever
+its credentials. Other charge points at the same address (behind one NAT router or proxy) are not
+affected. 0 turns throttling off (this key and the next)."""),
+        Key("auth.throttle.max_failures_per_address", Integer(0), "100", """
+Failed logins allowed from one peer address across all charge point ids within auth.throttle.window;
+reaching it blocks every login from that address for auth.throttle.block. It slows a guesser spraying
+many ids; it is high enough that a depot of hundreds of charge points behind one address, some with a
+stale password, never reaches it (each of those is stopped by auth.throttle.max_failures first:
+docs/security.md). 0: no ceiling per address."""),
         Key("auth.throttle.window", Duration(positive=True), "1m", """
-The period over which failed logins from one address are counted."""),
+The period over which failed logins are counted (per charge point and address, and per address)."""),
         Key("auth.throttle.block", Duration(positive=True), "5m", """
-How long an address that made too many failed logins is answered HTTP 429."""),
+How long a charge point (or, over the ceiling, an address) that made too many failed logins is answered
+HTTP 429."""),
     ),
     *_group(
         "Admin API and logs",

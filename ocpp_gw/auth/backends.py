@@ -198,6 +198,8 @@ def make_backend(settings):
                               settings["auth.http.cache_ttl"])
     if settings["auth.throttle.max_failures"] <= 0:
         return backend
-    throttle = FailureThrottle(settings["auth.throttle.max_failures"], settings["auth.throttle.window"],
-                               settings["auth.throttle.block"])
-    return ThrottledBackend(backend, throttle)
+    window, block = settings["auth.throttle.window"], settings["auth.throttle.block"]
+    per_pair = FailureThrottle(settings["auth.throttle.max_failures"], window, block)
+    ceiling = settings["auth.throttle.max_failures_per_address"]
+    per_address = FailureThrottle(ceiling, window, block) if ceiling > 0 else None
+    return ThrottledBackend(backend, per_pair, per_address)

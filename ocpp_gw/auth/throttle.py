@@ -1,47 +1,38 @@
-"""Brute-force protection: failed logins counted per peer address, then HTTP 429 for a while (issue 5).
+"""Brute-force protection: failed logins counted per (address, cid) and per address, then HTTP 429 for a while
+(issues 5 and 18, SPEC §10).
 
-`FailureThrottle` is the pure bookkeeping (an injected clock, no I/O); `ThrottledBackend` puts it in front of an
-auth backend, so both listeners share one count per address. While an address is blocked its attempts are
-refused before the backend is asked, right or wrong, so a block tells a guesser nothing and costs no KDF run;
-those refused attempts do not prolong the block. Attempts already running when the limit is reached still
-finish: a guesser with many parallel connections gets a few more tries than the limit, never many.
+`FailureThrottle` is the pure bookkeeping (an injected clock, no I/O) for one kind of key; `ThrottledBackend` puts
+two of them in front of an auth backend, so both listeners share the counts:
+
+- per (address, cid): a charge point retrying a stale password blocks itself only, never its neighbours behind
+  the same NAT router or proxy;
+- per address, across cids: a much higher ceiling that slows a guesser spraying many ids from one address.
+
+While a key is blocked its attempts are refused before the backend is asked, right or wrong, so a block tells a
+guesser nothing and costs no KDF run; those refused attempts do not prolong the block and are not counted against
+the address. Attempts already running when a limit is reached still finish: a guesser with many parallel
+connections gets a few more tries than the limit, never many. `docs/security.md` gives the numbers.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
 from collections import deque
-from typing import Callable
+from typing import Callable, Hashable
 
 from ..protocol.handshake import Throttled
+from ..protocol.peers import address_key  # noqa: F401 - part of this module's surface (admin, tests)
 
 log = logging.getLogger(__name__)
 
 MAX_TRACKED = 10_000  # addresses remembered at once; the oldest is forgotten first
 
 
-def address_key(peer: str) -> str:
-    """The throttled unit of a `host:port` / `[v6]:port` peer: the IPv4 address, or the IPv6 /64 network
-    (one host usually owns a whole /64, so counting single IPv6 addresses would be no limit)."""
-    host = peer.rpartition(":")[0] if peer.count(":") == 1 or peer.startswith("[") else peer
-    host = host.strip("[]") or peer
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.version == 4:
-        return str(address)
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(ipaddress.ip_network(f"{address}/64", strict=False))
-
-
 class FailureThrottle:
-    """At most `max_failures` failures per address within `window` seconds; the one that reaches the limit
-    blocks the address for `block` seconds. Thread-safe."""
+    """At most `max_failures` failures per key (an address, or an (address, cid) pair) within `window` seconds;
+    the one that reaches the limit blocks the key for `block` seconds. Thread-safe."""
 
     def __init__(self, max_failures: int, window: float, block: float, *,
                  clock: Callable[[], float] = time.monotonic, max_tracked: int = MAX_TRACKED):
@@ -52,11 +43,11 @@ class FailureThrottle:
         self.block = block
         self.clock = clock
         self.max_tracked = max_tracked
-        self._failures: dict[str, deque[float]] = {}
-        self._blocked_until: dict[str, float] = {}
+        self._failures: dict[Hashable, deque[float]] = {}
+        self._blocked_until: dict[Hashable, float] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, address: str) -> float | None:
+    def retry_after(self, address: Hashable) -> float | None:
         """Seconds until `address` may try again, or None when it may try now."""
         with self._lock:
             until = self._blocked_until.get(address)
@@ -68,7 +59,7 @@ class FailureThrottle:
             del self._blocked_until[address]
             return None
 
-    def record_failure(self, address: str) -> bool:
+    def record_failure(self, address: Hashable) -> bool:
         """Count one failed login; True when it is the one that blocks the address (log it then, once)."""
         with self._lock:
             now = self.clock()
@@ -100,11 +91,13 @@ class FailureThrottle:
 
 
 class ThrottledBackend:
-    """An auth backend behind a FailureThrottle; `authenticate` raises handshake.Throttled while blocked."""
+    """An auth backend behind two FailureThrottles: `per_pair` keyed by (address, cid), `per_address` (None: no
+    ceiling) keyed by address; `authenticate` raises handshake.Throttled while either blocks the attempt."""
 
-    def __init__(self, backend, throttle: FailureThrottle):
+    def __init__(self, backend, per_pair: FailureThrottle, per_address: FailureThrottle | None = None):
         self.backend = backend
-        self.throttle = throttle
+        self.per_pair = per_pair
+        self.per_address = per_address
 
     @property
     def requires_credentials(self) -> bool:
@@ -112,14 +105,32 @@ class ThrottledBackend:
 
     def authenticate(self, username: str, password: str, *, cid: str = "", peer: str = "") -> bool:
         address = address_key(peer)
-        wait = self.throttle.retry_after(address)
-        if wait is not None:
-            raise Throttled(wait)
+        pair = (address, cid or username)
+        self._refuse_while_blocked(address, pair)
         allowed = self.backend.authenticate(username, password, cid=cid, peer=peer)
-        if not allowed and self.throttle.record_failure(address):
-            log.warning("%d failed logins from %s within %gs; its logins are refused with 429 for %gs",
-                        self.throttle.max_failures, address, self.throttle.window, self.throttle.block)
+        if not allowed:
+            self._count_failure(address, pair)
         return allowed
+
+    def _refuse_while_blocked(self, address: str, pair: tuple[str, str]) -> None:
+        waits = [self.per_pair.retry_after(pair)]
+        if self.per_address is not None:
+            waits.append(self.per_address.retry_after(address))
+        waits = [wait for wait in waits if wait is not None]
+        if waits:
+            raise Throttled(max(waits))
+
+    def _count_failure(self, address: str, pair: tuple[str, str]) -> None:
+        pair_throttle = self.per_pair
+        if pair_throttle.record_failure(pair):
+            log.warning("%d failed logins for %s from %s within %gs; its logins from there are refused with 429 "
+                        "for %gs (other charge points at that address are not affected)",
+                        pair_throttle.max_failures, pair[1], address, pair_throttle.window, pair_throttle.block,
+                        extra={"cid": pair[1]})
+        ceiling = self.per_address
+        if ceiling is not None and ceiling.record_failure(address):
+            log.warning("%d failed logins from %s within %gs across charge point ids; every login from there is "
+                        "refused with 429 for %gs", ceiling.max_failures, address, ceiling.window, ceiling.block)
 
     def profile(self, username: str) -> int | None:
         profile_of = getattr(self.backend, "profile", None)

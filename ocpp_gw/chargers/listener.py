@@ -11,7 +11,11 @@ import time
 from dataclasses import dataclass
 
 from ..protocol import handshake
+from ..protocol import proxy_header as handshake_proxy
+from ..protocol.peers import address_key
 from . import tls
+from .admission import PendingLimits, Slot
+from .proxy_protocol import ProxyPolicy, read_header
 from .session import Peer, Session
 
 log = logging.getLogger("ocpp_gw.listener")
@@ -23,6 +27,8 @@ OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 DESCRIPTOR_PAUSE = 0.1
 # ...and says so at most this often (with the count since), not ten times a second.
 DESCRIPTOR_WARNING_EVERY = 10.0
+# Connections from untrusted addresses on a PROXY protocol listener: one warning per this many seconds.
+UNTRUSTED_WARNING_EVERY = 10.0
 DESCRIPTOR_HINT = "raise the open files limit, LimitNOFILE: each charge point needs two"
 
 
@@ -31,10 +37,12 @@ class ListenerConfig:
     """How the upgrade request is read and judged (built by ``ocpp_gw.config``)."""
 
     path: str = "/ocpp"  # the cid is the one path segment after it
-    idle_timeout: float = 30.0  # for the whole handshake, TLS included
+    handshake_timeout: float = 10.0  # for the whole handshake: PROXY header, TLS, the HTTP request
     fail_if_no_subprotocol: bool = True
     username_must_match_cid: bool = True
     ssl_organization: str | None = None  # required O of a client certificate
+    proxy: ProxyPolicy = ProxyPolicy()  # PROXY protocol: off, or the versions and the trusted proxies
+    pending: PendingLimits = PendingLimits()  # connections before authentication
 
 
 def _format_peer(address) -> str:
@@ -58,6 +66,8 @@ class Listener:
         self._stopping = False
         self._descriptor_warned_at = -DESCRIPTOR_WARNING_EVERY
         self._descriptor_misses = 0  # accept() calls without a descriptor since the last warning
+        self._untrusted_warned_at = -UNTRUSTED_WARNING_EVERY
+        self._untrusted_since_warning = 0  # untrusted PROXY peers closed since the last warning
 
     def start(self) -> None:
         self.thread.start()
@@ -89,18 +99,44 @@ class Listener:
                 log.exception("accept failed on %s", self.name)
                 continue
             peer = _format_peer(address)
-            if not self.runtime.connections.acquire(blocking=False):
-                self.runtime.stats.incr("refused.max_connections")
-                log.warning("connection from %s refused: max_connections reached", peer)
-                _refuse_quickly(conn, handshake.Refusal(503, "too many connections"))
+            if self.runtime.config.listener.proxy.enabled \
+                    and not self.runtime.config.listener.proxy.trusts(address[0]):
+                self._refuse_untrusted(conn, peer)
                 continue
-            thread = threading.Thread(target=self._serve, args=(conn, peer),
+            slot = self._pending_slot(peer)
+            if slot is None:
+                conn.close()  # shed at once, unread: it holds nothing, costs no thread
+                continue
+            thread = threading.Thread(target=self._serve, args=(conn, peer, slot),
                                       name=f"ocpp-conn-{peer}", daemon=True)
             try:
                 thread.start()
             except RuntimeError:
-                self.runtime.connections.release()
+                slot.release()
                 _refuse_quickly(conn, handshake.Refusal(503, "cannot start a thread"))
+
+    def _pending_slot(self, peer: str) -> Slot | None:
+        """A slot before authentication; its address's too, unless a PROXY header will name the address."""
+        slot = self.runtime.pending.admit()
+        if slot is not None and not self.runtime.config.listener.proxy.enabled \
+                and not slot.claim_address(address_key(peer)):
+            slot.release()
+            return None
+        return slot
+
+    def _refuse_untrusted(self, conn: socket.socket, peer: str) -> None:
+        """A PROXY protocol listener takes connections from its trusted proxies only: anyone else could claim any
+        address in a header. Closed at once, unread."""
+        self.runtime.stats.incr("refused.proxy_untrusted")
+        conn.close()
+        self._untrusted_since_warning += 1
+        now = time.monotonic()
+        if now - self._untrusted_warned_at >= UNTRUSTED_WARNING_EVERY:  # a flood must not flood the log
+            log.warning("connection from %s closed: not a trusted PROXY protocol source "
+                        "(ocpp.listener.proxy_protocol.trusted); %d such connection(s) since the last warning",
+                        peer, self._untrusted_since_warning)
+            self._untrusted_warned_at = now
+            self._untrusted_since_warning = 0
 
     def _out_of_descriptors(self, err: OSError) -> None:
         self.runtime.stats.incr("refused.no_file_descriptors")
@@ -114,46 +150,77 @@ class Listener:
             self._descriptor_misses = 0
         time.sleep(DESCRIPTOR_PAUSE)
 
-    def _serve(self, conn: socket.socket, peer: str) -> None:
+    def _serve(self, conn: socket.socket, peer: str, slot: Slot) -> None:
         try:
-            Connection(self.runtime, conn, peer, self.ssl_context).handle()
+            Connection(self.runtime, conn, peer, self.ssl_context, slot).handle()
         finally:
-            self.runtime.connections.release()
+            slot.release()
 
 
 class Connection:
     """One accepted socket until it is refused or has become a session."""
 
-    def __init__(self, runtime, sock: socket.socket, peer: str, ssl_context):
+    def __init__(self, runtime, sock: socket.socket, peer: str, ssl_context, slot: Slot | None = None):
         self.runtime = runtime
+        self.slot = slot  # the pending slot, given back when the handshake ends
         self.config: ListenerConfig = runtime.config.listener
         self.sock = sock
-        self.peer = peer
+        self.peer = peer  # the charge point's address: the socket's, or the one a trusted proxy names
         self.ssl_context = ssl_context
-        self.deadline = 0.0  # of the handshake, on the monotonic clock; set by handle()
+        self.deadline = 0.0  # of the handshake, on the monotonic clock; set by _handshake()
+        self.raw_request = b""
 
     def handle(self) -> None:
-        sock = self.sock
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(self.config.idle_timeout or None)
-            # One deadline for the whole handshake: a per-read timeout would let a client that
-            # dribbles its request a byte at a time hold the connection forever.
-            self.deadline = time.monotonic() + self.config.idle_timeout
-            if self.ssl_context is not None:
-                sock = self._tls_handshake()
-                if sock is None:
-                    return
-            raw = self._read_request()
-            if raw is None:
-                return
-            decision = self._decide(raw)
-            if isinstance(decision, handshake.Refusal):
-                self._refuse(decision)
-                return
-            sock.settimeout(None)
+            decision = self._handshake()
+            if decision is not None:
+                self._serve_session(decision)
+        except (OSError, ssl.SSLError) as err:
+            log.info("connection from %s ended during the handshake: %s", self.peer, err)
+            self.runtime.stats.incr("handshake.aborted")
+        except Exception:  # noqa: BLE001 - never let one connection take the listener down
+            log.exception("connection from %s failed", self.peer)
+            self.runtime.stats.incr("errors.handshake")
+        finally:
+            self._release_slot()
+            if self.sock is not None:
+                self.sock.close()
+
+    def _handshake(self) -> Peer | None:
+        """PROXY header, TLS, the HTTP request and its authorization, within one deadline; the peer to serve, or
+        None when the connection was refused or ended (answered, logged, counted)."""
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # One deadline for the whole handshake: a per-read timeout would let a client that
+        # dribbles its request a byte at a time hold the connection forever.
+        self.deadline = time.monotonic() + self.config.handshake_timeout
+        if self.config.proxy.enabled:
+            if not self._take_proxy_header() or not self._claim_address():
+                return None
+        if self.ssl_context is not None and self._tls_handshake() is None:
+            return None
+        raw = self._read_request()
+        if raw is None:
+            return None
+        decision = self._decide(raw)
+        if isinstance(decision, handshake.Refusal):
+            self._refuse(decision)
+            return None
+        self.raw_request = raw
+        return decision
+
+    def _serve_session(self, decision: Peer) -> None:
+        """An authenticated charge point: it takes one of max_connections and runs its session."""
+        if not self.runtime.connections.acquire(blocking=False):
+            self.runtime.stats.incr("refused.max_connections")
+            log.warning("[%s] connection from %s refused: max_connections reached", decision.cid, self.peer,
+                        extra={"cid": decision.cid})
+            self._refuse(handshake.Refusal(503, "too many connections", {"Retry-After": "30"}))
+            return
+        try:
+            self._release_slot()
+            self.sock.settimeout(None)
             try:
-                session = Session(self.runtime, sock, raw, decision)
+                session = Session(self.runtime, self.sock, self.raw_request, decision)
             except OSError as err:
                 if err.errno not in OUT_OF_DESCRIPTORS:
                     raise
@@ -166,15 +233,29 @@ class Connection:
                 return
             self.sock = None  # the session owns it now
             session.run()
-        except (OSError, ssl.SSLError) as err:
-            log.info("connection from %s ended during the handshake: %s", self.peer, err)
-            self.runtime.stats.incr("handshake.aborted")
-        except Exception:  # noqa: BLE001 - never let one connection take the listener down
-            log.exception("connection from %s failed", self.peer)
-            self.runtime.stats.incr("errors.handshake")
         finally:
-            if self.sock is not None:
-                self.sock.close()
+            self.runtime.connections.release()
+
+    def _release_slot(self) -> None:
+        if self.slot is not None:
+            self.slot.release()
+
+    def _claim_address(self) -> bool:
+        """Behind a proxy the address is known from its header only; shed when that address has its slots."""
+        return self.slot is None or self.slot.claim_address(address_key(self.peer))
+
+    def _take_proxy_header(self) -> bool:
+        """Read the PROXY protocol header (before TLS); the peer becomes the address it names. False when there
+        is none or it is malformed (logged, counted)."""
+        verdict = read_header(self.sock, self.deadline, self.config.proxy.versions)
+        if isinstance(verdict, handshake_proxy.Malformed):
+            log.warning("connection from %s closed: %s", self.peer, verdict.reason)
+            self.runtime.stats.incr("refused.proxy_header")
+            return False
+        if verdict.source is not None:
+            proxy, self.peer = self.peer, _format_peer(verdict.source)
+            log.debug("connection from %s through proxy %s (PROXY v%d)", self.peer, proxy, verdict.version)
+        return True
 
     def _tls_handshake(self) -> ssl.SSLSocket | None:
         """TLS on this thread, within the handshake deadline (do_handshake treats the socket timeout as one
@@ -189,7 +270,7 @@ class Connection:
             return self.sock
         except TimeoutError:
             log.warning("connection from %s closed: no TLS handshake within %gs", self.peer,
-                        self.config.idle_timeout)
+                        self.config.handshake_timeout)
             self.runtime.stats.incr("refused.handshake_timeout")
         except ssl.SSLError as error:
             about_certificate, reason = tls.handshake_failure(error)
@@ -212,7 +293,7 @@ class Connection:
                 chunk = self.sock.recv(4096)
             except TimeoutError:
                 log.warning("connection from %s closed: no handshake within %gs", self.peer,
-                            self.config.idle_timeout)
+                            self.config.handshake_timeout)
                 self.runtime.stats.incr("refused.handshake_timeout")
                 return None
             if not chunk:
@@ -256,11 +337,14 @@ class Connection:
         log.log(level, "connection from %s refused: %d %s", self.peer, refusal.status, refusal.reason)
         self.runtime.stats.incr(f"refused.http_{refusal.status}")
         try:
+            self.sock.settimeout(REFUSAL_SEND_TIME)
             self.sock.sendall(refusal.to_bytes())
         except OSError:
             pass
 
 
+# Seconds a refusal may take to send (a client that reads nothing must not hold the thread).
+REFUSAL_SEND_TIME = 2.0
 # Seconds the accept loop gives a refused client, at most, to send its request. The loop accepts
 # nothing meanwhile; it only ever waits when the connection limit is reached.
 REFUSAL_READ_TIME = 1.0

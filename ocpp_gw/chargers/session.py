@@ -26,7 +26,8 @@ from ..protocol import frames
 from ..netio.doorbell import Doorbell
 from ..protocol.frames import Message
 from ..protocol.history import FROM_CSMS, TO_CP, History
-from ..protocol.close_codes import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_TOO_BIG
+from ..protocol.close_codes import (CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL,
+                                    CLOSE_TOO_BIG)
 from ..protocol.pipe import Adopted, Close, Disconnected, FromChannel, Pipe, drain
 from .websocket import CpWebSocket, LockedSocket, poll_timeout_ms
 
@@ -142,14 +143,14 @@ class Session:
         ws = self.ws
         line_gone = bool(events & (select.POLLERR | select.POLLHUP | select.POLLNVAL))
         ws.receive_available(drain=line_gone)  # what arrived before the end still counts
-        if line_gone and not ws.ended:
-            ws.ended = True  # an error that recv() did not report
-            ws.connected = False
+        if line_gone:
+            ws.line_lost("connection reset" if events & select.POLLERR else "hang-up")
         self._take_frames()
 
     def _finish(self, registered: bool) -> None:
         pipe = self._pipe
         reason = pipe.closed.reason if pipe.closed is not None else "ended"
+        code = pipe.closed.code if pipe.closed is not None else CLOSE_GOING_AWAY
         try:
             if registered:
                 # Leave the registry first: from then on new CSMS messages are held (or handed
@@ -159,9 +160,11 @@ class Session:
                     self._settle_unfinished_calls(reason)
                 self._flush_upstream()
                 self.runtime.stats.incr("connections.closed")
-                log.info("[%s] disconnected: %s", self.cid, reason, extra={"cid": self.cid})
+                self.runtime.stats.incr(f"connections.closed.code_{code}")
+                shown = reason if f"code {code}" in reason else f"{reason} (code {code})"
+                log.info("[%s] disconnected: %s", self.cid, shown, extra={"cid": self.cid})
                 # Not retained after a move: the retained event must stay the new instance's.
-                self.runtime.bridge.upstream.event(self.peer, "disconnected", reason,
+                self.runtime.bridge.upstream.event(self.peer, "disconnected", reason, code=code,
                                                    retain=self.moved_to is None)
         finally:
             self._close_socket(pipe.closed)
@@ -241,9 +244,12 @@ class Session:
             self._reader_done = True
             if ws.frame_too_big:
                 rx.put_quietly(Disconnected(CLOSE_TOO_BIG, self._too_big_reason()))
-            else:
+            elif ws.close_frame_seen:
                 rx.put_quietly(Disconnected(ws.close_reason, "closed by charge point"
                                             f" (code {int(ws.close_reason)})"))
+            else:
+                rx.put_quietly(Disconnected(CLOSE_ABNORMAL, "connection lost without a close frame"
+                                            f" ({ws.line_end or 'end of stream'}, code {CLOSE_ABNORMAL})"))
 
     def _too_big_reason(self) -> str:
         return f"frame larger than {self.ws.max_message_size} bytes"

@@ -31,6 +31,7 @@ import zlib
 from typing import Callable
 
 import simple_websocket
+from wsproto import ConnectionState
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, ParseFailed
@@ -194,6 +195,12 @@ class BoundedPerMessageDeflate(PerMessageDeflate):
         return out
 
 
+def _line_error(error: OSError) -> str:
+    if isinstance(error, ConnectionResetError):
+        return "connection reset"
+    return error.strerror or type(error).__name__
+
+
 class CpWebSocket(simple_websocket.Server):
     """The WebSocket of one charge point, after our own handshake checks."""
 
@@ -203,6 +210,7 @@ class CpWebSocket(simple_websocket.Server):
         self._chosen_subprotocol = subprotocol
         self.frame_too_big = False  # we closed with 1009: simple-websocket's size check or the deflate bound
         self.ended = False  # the stream is over: end of file, an error, or the CP's close frame
+        self.line_end = ""  # how the line ended without a close frame: "TCP FIN", "connection reset", ...
         super().__init__(
             {"werkzeug.socket": sock},  # the key simple-websocket looks the socket up by
             max_message_size=max_message_size,
@@ -243,15 +251,32 @@ class CpWebSocket(simple_websocket.Server):
                     return
                 if not data:
                     self.ended = True
+                    self.line_end = self.line_end or "TCP FIN"
                     break
                 self.ws.receive_data(data)
                 if not self._handle_events():
                     self.ended = True
                 elif not drain and not sock.pending():
                     return
-        except (OSError, LocalProtocolError):
+        except OSError as error:
+            self.ended = True
+            self.line_end = self.line_end or _line_error(error)
+        except LocalProtocolError:
             self.ended = True
         self.connected = False
+
+    def line_lost(self, cause: str) -> None:
+        """The socket reported an error or a hang-up that recv() did not: the stream is over."""
+        if not self.ended:
+            self.ended = True
+            self.connected = False
+            self.line_end = self.line_end or cause
+
+    @property
+    def close_frame_seen(self) -> bool:
+        """Whether a close frame went either way: the CP's (``close_reason`` is its code), or ours for a frame that
+        broke the protocol (``close_reason`` is that code). False: the line ended with the WebSocket still open."""
+        return self.ws.state != ConnectionState.OPEN
 
     def take_messages(self) -> list:
         """The complete messages received so far, oldest first."""

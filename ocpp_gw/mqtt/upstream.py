@@ -97,9 +97,12 @@ class UpstreamPublisher:
                       channel: str | None = None) -> None:
         self.publish(cid, Upstream(error, action, channel), history)
 
-    def event(self, peer, event: str, reason: str, retain: bool = True) -> None:
-        """The retained connection event of a charge point (other instances read these: handover.py)."""
+    def event(self, peer, event: str, reason: str, retain: bool = True, *, code: int | None = None) -> None:
+        """The retained connection event of a charge point (other instances read these: handover.py); `code`: the
+        close code of a disconnect (1006 when the line ended without a close frame)."""
         body = {"cid": peer.cid, "event": event, "reason": reason, "peer": peer.address,
                 "username": peer.username, "subprotocol": peer.subprotocol,
                 "gateway": self.gateway_id, "ts": utc_now()}
+        if code is not None:
+            body["code"] = code
         self.link.publish(self.topics.events_topic.render(peer.cid), json.dumps(body), 1, retain=retain)

@@ -282,10 +282,10 @@ class HaProxy:
         return {row["svname"]: row["status"] for row in rows
                 if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
 
-    def wait_for_states(self, expected: dict[str, str], timeout: float = 10.0) -> None:
-        if not wait_until(lambda: all(self.server_states().get(name, "").startswith(status)
+    def wait_for_states(self, expected: dict[str, str], timeout: float = 10.0, backend: str = "ocpp_gw_ws") -> None:
+        if not wait_until(lambda: all(self.server_states(backend).get(name, "").startswith(status)
                                       for name, status in expected.items()), timeout, interval=0.05):
-            raise AssertionError(f"haproxy servers are {self.server_states()}, expected {expected}; "
+            raise AssertionError(f"haproxy servers are {self.server_states(backend)}, expected {expected}; "
                                  f"log:\n{self.output.tail()}")
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -71,7 +71,7 @@ def test_shipped_haproxy_config_is_valid():
 def test_charge_point_and_its_commands_move_to_the_other_instance_when_its_instance_is_killed(
         gateway_factory, haproxy_in_front, mqtt_probe):
     mountpoint = f"lb-{uuid.uuid4().hex[:8]}/"
-    settings = {"ocpp.mountpoint": mountpoint, "ocpp.awaiting_timeout": "5s"}
+    settings = {"ocpp.mountpoint": mountpoint, "ocpp.awaiting_timeout": "5s", "ocpp.listener.proxy_protocol": "v2"}
     instances = [gateway_factory(settings), gateway_factory(settings)]
     by_client_id = {gateway.client_id: gateway for gateway in instances}
     proxy = haproxy_in_front(instances)

@@ -32,6 +32,7 @@ _markers = itertools.count(1)
 FAST_SETTINGS = {
     "ocpp.awaiting_timeout": "1s",
     "ocpp.idle_timeout": "5s",
+    "ocpp.listener.handshake_timeout": "5s",
     "admin.listener": "off",
     "auth.throttle.max_failures": 0,
 }

@@ -243,10 +243,10 @@ def test_connection_over_max_connections_is_503(start):
 
 @pytest.fixture(scope="module")
 def idle_gw(module_start):
-    return module_start({"ocpp.idle_timeout": "1s"})
+    return module_start({"ocpp.idle_timeout": "1s", "ocpp.listener.handshake_timeout": "1s"})
 
 
-def test_connection_sending_nothing_is_closed_after_idle_timeout(idle_gw):
+def test_connection_sending_nothing_is_closed_after_the_handshake_timeout(idle_gw):
     gw = idle_gw
     since = gw.mark()
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
@@ -257,7 +257,7 @@ def test_connection_sending_nothing_is_closed_after_idle_timeout(idle_gw):
     gw.wait_for_log(r"closed: no handshake within 1s", since=since)
 
 
-def test_connection_dribbling_its_request_is_closed_after_idle_timeout(idle_gw):
+def test_connection_dribbling_its_request_is_closed_after_the_handshake_timeout(idle_gw):
     """The handshake deadline is one deadline for the whole request, not per read."""
     gw = idle_gw
     request = upgrade_request("/ocpp/CP001", {"Authorization": gw.auth_header("CP001")})

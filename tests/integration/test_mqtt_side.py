@@ -120,11 +120,15 @@ def test_mountpoint_prefixes_every_topic(custom_topics_gw, mqtt_probe):
 ISO_MILLIS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
-def check_event(body: dict, gw, cid: str, event: str, reason: str, peer: str, started: datetime) -> None:
-    assert set(body) == {"cid", "event", "reason", "peer", "username", "subprotocol", "gateway", "ts"}
-    assert {key: value for key, value in body.items() if key != "ts"} == {
-        "cid": cid, "event": event, "reason": reason, "peer": peer, "username": cid,
-        "subprotocol": "ocpp1.6", "gateway": gw.client_id}
+def check_event(body: dict, gw, cid: str, event: str, reason: str, peer: str, started: datetime,
+                code: int | None = None) -> None:
+    fields = {"cid", "event", "reason", "peer", "username", "subprotocol", "gateway", "ts"}
+    assert set(body) == (fields if code is None else fields | {"code"})
+    expected = {"cid": cid, "event": event, "reason": reason, "peer": peer, "username": cid,
+                "subprotocol": "ocpp1.6", "gateway": gw.client_id}
+    if code is not None:
+        expected["code"] = code
+    assert {key: value for key, value in body.items() if key != "ts"} == expected
     assert ISO_MILLIS_UTC.fullmatch(body["ts"]), body["ts"]
     stamp = datetime.strptime(body["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     assert started - timedelta(seconds=1) <= stamp <= datetime.now(UTC) + timedelta(seconds=1)
@@ -143,7 +147,8 @@ def test_connect_and_disconnect_events_are_retained_with_every_field(mqtt_gw, wa
     probe.expect_json(event_topic, {"event": "disconnected"})
     message = retained(broker, event_topic)
     assert message.qos == 1
-    check_event(message.json, mqtt_gw, cid, "disconnected", "closed by charge point (code 1000)", peer, started)
+    check_event(message.json, mqtt_gw, cid, "disconnected", "closed by charge point (code 1000)", peer, started,
+                code=1000)
 
 
 def test_status_topic_is_online_while_running_and_offline_after_sigterm(start, broker, watch):

@@ -137,6 +137,7 @@ def security_defaults() -> dict:
     return {
         "ocpp.mountpoint": f"sec-{uuid.uuid4().hex[:10]}/",
         "ocpp.idle_timeout": "5s",
+        "ocpp.listener.handshake_timeout": "5s",
         "ocpp.awaiting_timeout": "2s",
         "auth.throttle.max_failures": 0,
     }
@@ -180,6 +181,11 @@ def module_gateways(tmp_path_factory, broker, passwd_file):
 
 # -- a tiny auth service ----------------------------------------------------------------------------
 
+class _RoomyHTTPServer(ThreadingHTTPServer):
+    # http.server's listen backlog of 5 resets connections when a hundred charge points log in at once.
+    request_queue_size = 256
+
+
 class AuthService:
     """A real HTTP server answering the gateway's auth POSTs: `allowed` maps (username, password) to yes; any
     other pair gets `deny_status`. `status` overrides every answer (e.g. 500). Records every request body."""
@@ -211,7 +217,7 @@ class AuthService:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _RoomyHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ocpp/auth"
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="harness-auth-service",

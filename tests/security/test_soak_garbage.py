@@ -21,7 +21,7 @@ SEED = int(os.environ.get("OCPP_GW_SOAK_SEED", "20240605"))
 
 @pytest.fixture(scope="module")
 def gw(module_gateways):
-    return module_gateways({"ocpp.idle_timeout": "2s", "log.level": "info"})
+    return module_gateways({"ocpp.idle_timeout": "2s", "ocpp.listener.handshake_timeout": "2s", "log.level": "info"})
 
 
 def threads_of(pid: int) -> int:

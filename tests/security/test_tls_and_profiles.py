@@ -167,7 +167,7 @@ def test_tls_1_2_with_a_whitepaper_suite_works_without_compression(gw, pki, ciph
 
 
 def test_tls_handshake_counts_against_the_handshake_deadline(module_gateways, pki):
-    gw = module_gateways(tls_settings(pki, **{"ocpp.idle_timeout": "1s"}))
+    gw = module_gateways(tls_settings(pki, **{"ocpp.listener.handshake_timeout": "1s"}))
     since = gw.mark()
     with socket.create_connection(wss_address(gw), timeout=5) as sock:
         sock.sendall(b"\x16\x03\x01")  # the start of a ClientHello, never finished

@@ -188,16 +188,45 @@ def test_address_key_is_the_ipv4_address_or_the_ipv6_64(peer, key):
     assert address_key(peer) == key
 
 
-def test_throttled_backend_refuses_blocked_addresses_before_asking(clock):
+def test_throttled_backend_refuses_a_blocked_charge_point_before_asking(clock):
     inner = Backend(USERS)
     backend = ThrottledBackend(inner, FailureThrottle(2, window=60, block=30, clock=clock))
-    assert not backend.authenticate("CP1", "bad", peer="192.0.2.1:1")
-    assert not backend.authenticate("NOBODY", "bad", peer="192.0.2.1:2")
+    assert not backend.authenticate("CP1", "bad", cid="CP1", peer="192.0.2.1:1")
+    assert not backend.authenticate("CP1", "bad", cid="CP1", peer="192.0.2.1:2")
     with pytest.raises(Throttled) as throttled:
-        backend.authenticate("CP1", "pw1", peer="192.0.2.1:3")  # right, and still refused
+        backend.authenticate("CP1", "pw1", cid="CP1", peer="192.0.2.1:3")  # right, and still refused
     assert throttled.value.retry_after == 30
     assert inner.asked == 2
-    assert backend.authenticate("CP1", "pw1", peer="192.0.2.2:1")  # another address
+    assert backend.authenticate("CP1", "pw1", cid="CP1", peer="192.0.2.2:1")  # from another address
+
+
+def test_one_charge_points_failures_never_refuse_another_at_the_same_address(clock):
+    backend = ThrottledBackend(Backend(USERS), FailureThrottle(2, window=60, block=30, clock=clock),
+                               FailureThrottle(50, window=60, block=30, clock=clock))
+    for port in range(10):
+        try:
+            backend.authenticate("CP1", "stale", cid="CP1", peer=f"192.0.2.1:{port}")
+        except Throttled:
+            pass
+    assert backend.authenticate("CP2", "pw2", cid="CP2", peer="192.0.2.1:99")
+    assert backend.per_address.retry_after("192.0.2.1") is None  # the blocked attempts did not count
+
+
+def test_a_guesser_spraying_ids_from_one_address_reaches_the_ceiling(clock):
+    inner = Backend(USERS)
+    backend = ThrottledBackend(inner, FailureThrottle(5, window=60, block=300, clock=clock),
+                               FailureThrottle(20, window=60, block=300, clock=clock))
+    outcomes = []
+    for n in range(30):
+        try:
+            outcomes.append(backend.authenticate(f"CP{n:03}", "guess", cid=f"CP{n:03}", peer="198.51.100.9:1"))
+        except Throttled:
+            outcomes.append("throttled")
+    assert outcomes == [False] * 20 + ["throttled"] * 10
+    with pytest.raises(Throttled):  # every id from that address, right or wrong
+        backend.authenticate("CP1", "pw1", cid="CP1", peer="198.51.100.9:2")
+    assert inner.asked == 20
+    assert backend.authenticate("CP1", "pw1", cid="CP1", peer="198.51.100.10:1")
 
 
 def test_throttled_backend_passes_profile_and_reload_through():

@@ -365,7 +365,9 @@ SPEC_DEFAULTS = {
     "ocpp.max_bad_frames": 10, "ocpp.recent_csms_calls": 16, "ocpp.close_timeout": 1.0,
     "admin.history_len": 20, "admin.history_payloads": False, "admin.token_file": None,
     "auth.http.cache_ttl": 60.0, "auth.throttle.max_failures": 5, "auth.throttle.window": 60.0,
-    "auth.throttle.block": 300.0,
+    "auth.throttle.block": 300.0, "auth.throttle.max_failures_per_address": 100,
+    "ocpp.listener.handshake_timeout": 10.0, "ocpp.listener.max_pending": 2000,
+    "ocpp.listener.max_pending_per_address": 500, "ocpp.listener.proxy_protocol": "off", "ocpp.listener.proxy_protocol.trusted": ("127.0.0.0/8", "::1/128"),
 }
 
 

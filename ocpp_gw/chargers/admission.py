@@ -1,0 +1,112 @@
+"""Slots for connections that have not authenticated yet (SPEC §10), apart from `max_connections`.
+
+A connection takes a pending slot when it is accepted and gives it back when its handshake ends, however it ends;
+only an authenticated charge point takes one of the `max_connections` slots. So silent or slow sockets (a scanner,
+a flood, a broken modem) can fill the pending slots at most - bounded in total and per address - and never the
+slots of charge points that log in. What is shed is closed at once, unread, counted, and logged at most once per
+`WARNING_EVERY` seconds with the count since.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+log = logging.getLogger("ocpp_gw.listener")
+
+WARNING_EVERY = 10.0
+
+
+@dataclass(frozen=True)
+class PendingLimits:
+    """ocpp.listener.max_pending and max_pending_per_address (built by ``ocpp_gw.config``)."""
+
+    total: int = 2000
+    per_address: int = 500
+
+
+class PendingSlots:
+    """Counts connections before authentication, in total and per address key. Thread-safe."""
+
+    def __init__(self, limits: PendingLimits, stats, *, clock=time.monotonic):
+        self.limits = limits
+        self._stats = stats
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._total = 0
+        self._by_address: Counter[str] = Counter()
+        self._shed_since_warning: Counter[str] = Counter()
+        self._warned_at = -WARNING_EVERY
+
+    def admit(self) -> "Slot | None":
+        """A pending slot for a connection just accepted; None (shed, counted) when all are taken. The slot of its
+        address is claimed once the address is known (`Slot.claim_address`)."""
+        return Slot(self) if self.take() else None
+
+    def take(self) -> bool:
+        """A slot in the total; False (shed, counted) when all are taken."""
+        with self._lock:
+            if self._total >= self.limits.total:
+                self._shed("total")
+                return False
+            self._total += 1
+            return True
+
+    def take_address(self, address: str) -> bool:
+        """A slot of `address` (the charge point's, or its /64); False (shed, counted) when it has them all."""
+        with self._lock:
+            if self._by_address[address] >= self.limits.per_address:
+                self._shed("per_address", address)
+                return False
+            self._by_address[address] += 1
+            return True
+
+    def give_back(self, address: str | None = None) -> None:
+        """Give back the total slot and, when `address` is given, that address's slot."""
+        with self._lock:
+            self._total -= 1
+            if address is not None:
+                self._by_address[address] -= 1
+                if self._by_address[address] <= 0:
+                    del self._by_address[address]
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._total
+
+    def _shed(self, which: str, address: str = "") -> None:
+        self._stats.incr(f"shed.pending_{which}")
+        self._shed_since_warning[address or "any address"] += 1
+        now = self._clock()
+        if now - self._warned_at < WARNING_EVERY:
+            return
+        counts = ", ".join(f"{count} from {where}" for where, count in self._shed_since_warning.most_common(3))
+        log.warning("closed %d connection(s) that had not authenticated, since the last such warning (%s): "
+                    "over ocpp.listener.max_pending (%d) or ocpp.listener.max_pending_per_address (%d)",
+                    sum(self._shed_since_warning.values()), counts, self.limits.total, self.limits.per_address)
+        self._shed_since_warning.clear()
+        self._warned_at = now
+
+
+class Slot:
+    """One connection's pending slot, given back once (`release`) when its handshake ends, however it ends."""
+
+    def __init__(self, slots: PendingSlots):
+        self._slots = slots
+        self._address: str | None = None
+        self._held = True
+
+    def claim_address(self, address: str) -> bool:
+        """Count this connection against `address` too; False (shed) when that address has all its slots."""
+        if not self._slots.take_address(address):
+            return False
+        self._address = address
+        return True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.give_back(self._address)
