@@ -4,7 +4,9 @@
 It talks to the gateway over MQTT only, with the envelope of docs/mqtt-api.md:
 
 - every Call a charge point makes arrives on `<mountpoint>cp/<cid>`; this program answers it on
-  `<mountpoint>cs/<cid>` with a valid OCPP 1.6 CallResult (or a NotImplemented CallError);
+  `<mountpoint>cs/<cid>` with a CallResult valid in the charge point's OCPP version (the envelope's
+  `Protocol`: ocpp1.6, ocpp2.0.1 or ocpp2.1), or a NotImplemented CallError;
+- a 2.1 SEND (MessageTypeId 6) is taken in and never answered, as OCPP 2.1 requires;
 - `send CID ACTION JSON` makes a call to a charge point and prints its answer, which comes back on
   `<mountpoint>cp/<cid>/Reply` with the `Action` merged in.
 
@@ -35,7 +37,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 log = logging.getLogger("csms_responder")
 
-CALL, CALL_RESULT, CALL_ERROR = 2, 3, 4
+CALL, CALL_RESULT, CALL_ERROR, CALL_RESULT_ERROR, SEND = 2, 3, 4, 5, 6
+OCPP16 = "ocpp1.6"
 
 
 def utc_now() -> str:
@@ -61,11 +64,19 @@ class ChargingBackend:
         self.heartbeat_interval = heartbeat_interval
         self._transaction_ids = itertools.count(1)
         self._lock = threading.Lock()
+        v2 = self._answers_2x()
+        # Per OCPP version (the envelope's Protocol): 2.1 answers what 2.0.1 does.
+        self._answers_by_version: dict[str, dict[str, Callable[[dict], dict]]] = {
+            OCPP16: self._answers_16(), "ocpp2.0.1": v2, "ocpp2.1": v2,
+        }
+
+    def _boot(self, payload: dict) -> dict:
+        return {"status": "Accepted", "currentTime": utc_now(), "interval": self.heartbeat_interval}
+
+    def _answers_16(self) -> dict[str, Callable[[dict], dict]]:
         accepted_tag = {"idTagInfo": {"status": "Accepted"}}
-        self._answers: dict[str, Callable[[dict], dict]] = {
-            "BootNotification": lambda payload: {
-                "status": "Accepted", "currentTime": utc_now(), "interval": self.heartbeat_interval,
-            },
+        return {
+            "BootNotification": self._boot,
             "Heartbeat": lambda payload: {"currentTime": utc_now()},
             "Authorize": lambda payload: accepted_tag,
             "StartTransaction": lambda payload: {**accepted_tag, "transactionId": self._next_transaction_id()},
@@ -82,14 +93,36 @@ class ChargingBackend:
             "SignCertificate": lambda payload: {"status": "Accepted"},
         }
 
+    def _answers_2x(self) -> dict[str, Callable[[dict], dict]]:
+        accepted_token = {"idTokenInfo": {"status": "Accepted"}}
+        nothing_to_say = lambda payload: {}  # noqa: E731 - the answer of every notification
+        answers = {
+            "BootNotification": self._boot,
+            "Heartbeat": lambda payload: {"currentTime": utc_now()},
+            "Authorize": lambda payload: accepted_token,
+            # The CSMS tells the station what it thinks of an idToken it reports.
+            "TransactionEvent": lambda payload: accepted_token if "idToken" in payload else {},
+            "DataTransfer": lambda payload: {"status": "Accepted"},
+            "SignCertificate": lambda payload: {"status": "Accepted"},
+            "NotifyEVChargingNeeds": lambda payload: {"status": "Accepted"},
+            "NotifyEVChargingSchedule": lambda payload: {"status": "Accepted"},
+        }
+        for action in ("StatusNotification", "MeterValues", "NotifyReport", "NotifyEvent",
+                       "NotifyMonitoringReport", "SecurityEventNotification", "FirmwareStatusNotification",
+                       "LogStatusNotification", "NotifyChargingLimit", "ClearedChargingLimit",
+                       "ReportChargingProfiles", "ReservationStatusUpdate", "NotifyCustomerInformation",
+                       "NotifyDisplayMessages", "PublishFirmwareStatusNotification"):
+            answers[action] = nothing_to_say
+        return answers
+
     def _next_transaction_id(self) -> int:
         with self._lock:  # answers are made on paho's thread, but keep it safe for reuse elsewhere
             return next(self._transaction_ids)
 
-    def answer(self, action: str, payload: dict) -> dict:
-        """The CallResult payload for a charge point's `action` call."""
+    def answer(self, action: str, payload: dict, protocol: str = OCPP16) -> dict:
+        """The CallResult payload for a charge point's `action` call in OCPP version `protocol`."""
         try:
-            make_answer = self._answers[action]
+            make_answer = self._answers_by_version[protocol][action]
         except KeyError:
             raise ActionNotImplemented(action) from None
         return make_answer(payload)
@@ -268,6 +301,11 @@ class Responder:
                 self._answer(cid, envelope)
         elif kind in (CALL_RESULT, CALL_ERROR):
             self._take_answer(cid, envelope)
+        elif kind == SEND:   # 2.1: never answered
+            log.info("%s ⇒ SEND %s %s", cid, envelope.get("Action"), json.dumps(envelope.get("Payload")))
+        elif kind == CALL_RESULT_ERROR:   # 2.1: the CP could not use our answer to its call
+            log.warning("%s could not process our answer %s to %s: %s %s", cid, envelope.get("UniqueId"),
+                        envelope.get("Action"), envelope.get("ErrorCode"), envelope.get("ErrorDescription"))
 
     def _cid_of(self, topic: str) -> str | None:
         for template in (*self.upstream, self.replies):
@@ -278,13 +316,14 @@ class Responder:
 
     def _answer(self, cid: str, call: dict) -> None:
         action, unique_id = call.get("Action"), call.get("UniqueId")
+        protocol = call.get("Protocol", OCPP16)
         log.info("%s ⇒ %s %s", cid, action, json.dumps(call.get("Payload")))
         try:
             reply = {
                 "MessageTypeId": CALL_RESULT,
                 "UniqueId": unique_id,
                 "Action": action,
-                "Payload": self.backend.answer(action, call.get("Payload") or {}),
+                "Payload": self.backend.answer(action, call.get("Payload") or {}, protocol),
             }
         except ActionNotImplemented:
             reply = {

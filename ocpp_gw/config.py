@@ -23,8 +23,10 @@ from .mqtt.link import LinkConfig
 from .mqtt.router import HoldConfig
 from .mqtt.upstream import ChannelRoute, TopicsConfig
 from .protocol import proxy_header
+from .protocol.handshake import VersionPolicy
 from .protocol.pipe import PipeConfig
 from .protocol.topics import Template
+from .protocol.versions import VERSIONS
 from .settings import Settings
 
 Address = tuple[str, int]
@@ -98,7 +100,8 @@ def listener_config(settings: Settings) -> ListenerConfig:
     return ListenerConfig(
         path=settings["ocpp.listener.path"],
         handshake_timeout=settings["ocpp.listener.handshake_timeout"],
-        fail_if_no_subprotocol=settings["ocpp.listener.fail_if_no_subprotocol"],
+        versions=version_policy(settings),
+        close_timeout=settings["ocpp.close_timeout"],
         username_must_match_cid=settings["auth.username_must_match_cid"],
         ssl_organization=settings["ocpp.listener.ssl.organization"],
         proxy=proxy_policy(settings),
@@ -109,6 +112,17 @@ def proxy_policy(settings: Settings) -> ProxyPolicy:
     return ProxyPolicy(
         versions=proxy_header.VERSIONS.get(settings["ocpp.listener.proxy_protocol"], ()),
         trusted=tuple(ipaddress.ip_network(network) for network in settings["ocpp.listener.proxy_protocol.trusted"]))
+
+
+def version_policy(settings: Settings) -> VersionPolicy:
+    """ocpp.versions in order, the default version; bare mode serves only the versions it can carry."""
+    served = tuple(VERSIONS[name] for name in settings["ocpp.versions"])
+    why = ""
+    if settings["ocpp.payload_format"] == "bare":   # SPEC §9: bare mode is 1.6 only
+        served = tuple(version for version in served if version.bare_mode)
+        why = "with the bare MQTT payload format"
+    return VersionPolicy(served, VERSIONS[settings["ocpp.default_version"]],
+                         settings["ocpp.listener.fail_if_no_subprotocol"], why)
 
 
 def tls_config(settings: Settings) -> TlsConfig:
@@ -140,11 +154,22 @@ def mqtt_config(settings: Settings) -> MqttConfig:
         channels={name: ChannelRoute(name, Template(channel.topic, mountpoint),
                                      Template(channel.reply_topic, mountpoint), frozenset(channel.allowed_actions))
                   for name, channel in settings.channels.items()},
-        qos=settings["ocpp.upstream.qos"], bare=settings["ocpp.payload_format"] == "bare")
+        qos=settings["ocpp.upstream.qos"], bare=settings["ocpp.payload_format"] == "bare",
+        version_topics=version_topics(settings, mountpoint),
+        default_version=VERSIONS[settings["ocpp.default_version"]])
     hold = HoldConfig(seconds=settings["ocpp.dnstream.offline_hold"],
                       max_per_cid=settings["ocpp.dnstream.max_mqueue_len"],
                       call_seconds=settings["ocpp.awaiting_timeout"])
     return MqttConfig(link=link, topics=topics, hold=hold)
+
+
+def version_topics(settings: Settings, mountpoint: str) -> dict[str, tuple[Template, Template, Template]]:
+    """Each version's (call, reply, error) templates: ocpp.upstream.*.<version> where set, else the
+    general key (SPEC §9)."""
+    def pick(key: str, version: str) -> Template:
+        return Template(settings[f"{key}.{version}"] or settings[key], mountpoint)
+    return {version: (pick("ocpp.upstream.topic", version), pick("ocpp.upstream.reply_topic", version),
+                      pick("ocpp.upstream.error_topic", version)) for version in VERSIONS}
 
 
 def admin_config(settings: Settings) -> AdminConfig:

@@ -62,7 +62,8 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
 
 
-CLIENT_COLUMNS = [("cid", "CID"), ("peer", "PEER"), ("since", "CONNECTED"), ("state", "STATE"),
+CLIENT_COLUMNS = [("cid", "CID"), ("peer", "PEER"), ("version", "VERSION"), ("since", "CONNECTED"),
+                  ("state", "STATE"),
                   ("last_action", "LAST ACTION"), ("queue_depth", "QUEUE"),
                   ("messages_in", "IN"), ("messages_out", "OUT")]
 

@@ -33,21 +33,33 @@ from urllib.parse import urlsplit
 from configobj import ConfigObj, ConfigObjError, DuplicateError
 
 from .protocol.topics import placeholders
+from .protocol.versions import VERSIONS, parse_version_list
 
 OVERRIDE_PREFIX = "ocpp.upstream.topic."
 CHANNEL_PREFIX = "ocpp.dnstream.channel."
 CHANNEL_FIELDS = ("topic", "allowed_actions", "reply_topic")
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 ACTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+# Per-version topic keys: <template key>.<subprotocol>, e.g. ocpp.upstream.topic.ocpp2.0.1.
+VERSIONED_TOPIC_KEYS = ("ocpp.upstream.topic", "ocpp.upstream.reply_topic", "ocpp.upstream.error_topic")
 SECRET_MASK = "******"
 
-# Who sends which Call in OCPP 1.6 (core profiles plus the security whitepaper): an
-# upstream topic override can only ever apply to an action a charge point sends.
+# Who sends which Call in OCPP 1.6 (core profiles plus the security whitepaper) and in 2.0.1
+# (plus 2.1's SEND): an upstream topic override can only ever apply to an action a charge
+# point sends. Names of 2.1 that are not listed pass unchecked.
 CP_ACTIONS = frozenset({
     "Authorize", "BootNotification", "DataTransfer", "DiagnosticsStatusNotification",
     "FirmwareStatusNotification", "Heartbeat", "MeterValues", "StartTransaction",
     "StatusNotification", "StopTransaction", "LogStatusNotification",
     "SecurityEventNotification", "SignCertificate", "SignedFirmwareStatusNotification",
+    # 2.0.1
+    "ClearedChargingLimit", "Get15118EVCertificate", "GetCertificateStatus", "NotifyChargingLimit",
+    "NotifyCustomerInformation", "NotifyDisplayMessages", "NotifyEVChargingNeeds",
+    "NotifyEVChargingSchedule", "NotifyEvent", "NotifyMonitoringReport", "NotifyReport",
+    "PublishFirmwareStatusNotification", "ReportChargingProfiles", "ReservationStatusUpdate",
+    "TransactionEvent",
+    # 2.1 (SEND)
+    "NotifyPeriodicEventStream",
 })
 CSMS_ACTIONS = frozenset({
     "CancelReservation", "ChangeAvailability", "ChangeConfiguration", "ClearCache",
@@ -417,22 +429,40 @@ UPSTREAM, DNSTREAM, EVENTS = "upstream", "dnstream", "events"
 
 
 @dataclasses.dataclass(frozen=True)
+class VersionList(Parser):
+    """OCPP-J subprotocol names, separated by commas or spaces; kept in order, as a tuple."""
+
+    @property
+    def accepts(self) -> str:
+        return "one or more of " + ", ".join(VERSIONS) + ", separated by spaces or commas"
+
+    def __call__(self, text: str) -> tuple[str, ...]:
+        return tuple(version.subprotocol for version in parse_version_list(text))
+
+
+@dataclasses.dataclass(frozen=True)
 class TopicTemplate(Parser):
-    """An MQTT topic template; ``role`` decides which placeholders and wildcards it may hold."""
+    """An MQTT topic template; ``role`` decides which placeholders and wildcards it may hold.
+    ``optional``: empty means "not set" (None)."""
     role: str
+    optional: bool = False
 
     @property
     def accepts(self) -> str:
         if self.role == EVENTS:
-            return "a topic template; placeholder ${cid} (alias ${clientid}); no + or # wildcards"
-        known = "placeholders ${cid} (alias ${clientid}), ${action}, ${id}, ${type}; must contain ${cid}"
+            return ("a topic template; placeholders ${cid} (alias ${clientid}) and ${version}; "
+                    "no + or # wildcards")
+        known = ("placeholders ${cid} (alias ${clientid}), ${action}, ${id}, ${type}, ${version}; "
+                 "must contain ${cid}")
         if self.role == UPSTREAM:
             return f"a topic template; {known}; no + or # wildcards"
         return (f"a topic filter template; {known}; + and # wildcards allowed; "
-                "${action}, ${id} and ${type} must each be a whole topic level")
+                "${action}, ${id}, ${type} and ${version} must each be a whole topic level")
 
-    def __call__(self, text: str) -> str:
+    def __call__(self, text: str) -> str | None:
         if not text:
+            if self.optional:
+                return None
             raise ValueError("must not be empty")
         if "\x00" in text:
             raise ValueError("contains a NUL character")
@@ -442,7 +472,7 @@ class TopicTemplate(Parser):
         elif re.search(r"[+#]", text):
             raise ValueError(f"{text!r} contains a wildcard (+ or #); published topics cannot")
         if self.role == EVENTS:
-            extra = sorted(set(names) - CID_PLACEHOLDERS)
+            extra = sorted(set(names) - CID_PLACEHOLDERS - {"version"})
             if extra:
                 raise ValueError("events have no action, id or type; remove "
                                  + ", ".join(f"${{{n}}}" for n in extra))
@@ -486,7 +516,8 @@ def _group(title: str, *keys: Key) -> tuple[Key, ...]:
 
 _TEMPLATE_HELP = (
     "Placeholders: ${cid} (alias ${clientid}) is the charge point id, ${action} the OCPP action, "
-    "${id} the message's UniqueId and ${type} one of request, response or error. The topic actually "
+    "${id} the message's UniqueId, ${type} one of request, response or error and ${version} the "
+    "charge point's OCPP version (its subprotocol, e.g. ocpp2.0.1). The topic actually "
     "used is ocpp.mountpoint followed by the rendered template.")
 
 KEYS: tuple[Key, ...] = (
@@ -560,9 +591,20 @@ counted. Over wss the header comes before the TLS handshake."""),
 The networks of the proxies allowed to send PROXY protocol headers, separated by commas or spaces, e.g.
 10.0.0.5, 10.0.0.6 or 10.0.1.0/28. Only used when ocpp.listener.proxy_protocol is on."""),
         Key("ocpp.listener.fail_if_no_subprotocol", Boolean(), "true", """
-A charge point must offer the ocpp1.6 subprotocol in Sec-WebSocket-Protocol; otherwise the
-upgrade is refused with HTTP 400. false lets in, as OCPP 1.6, old firmware that sends no such
-header at all. A header that offers only other protocols is always refused."""),
+A charge point must offer one of ocpp.versions in Sec-WebSocket-Protocol. One that offers none
+of them (or, with true, sends no such header at all) gets the WebSocket upgrade without a
+Sec-WebSocket-Protocol header and is closed at once with code 1002 and a reason naming the
+versions served, as OCPP-J asks. false lets in, as ocpp.default_version, old firmware that
+sends no header at all."""),
+        Key("ocpp.versions", VersionList(), "ocpp2.1 ocpp2.0.1 ocpp1.6", """
+The OCPP-J versions served, as subprotocol names, in the gateway's order of preference: when
+a charge point offers several, the first of this list that it offers wins. With
+ocpp.payload_format = bare only ocpp1.6 is served (bare mode has no way to carry the 2.x
+message types); a charge point that offers only 2.x versions is then closed with a reason
+saying so. A charge point's line in the credentials file may restrict it to some versions."""),
+        Key("ocpp.default_version", Choice(tuple(VERSIONS)), "ocpp1.6", """
+The version of a charge point that sends no Sec-WebSocket-Protocol header (only let in with
+ocpp.listener.fail_if_no_subprotocol = false). It must be one of ocpp.versions."""),
     ),
     *_group(
         "Protocol",
@@ -684,6 +726,13 @@ Call templates must then contain ${type}, ${action} and ${id}, the reply and err
 ${type} and ${id}, and ocpp.dnstream.topic ${type}, ${action} and ${id}."""),
     ),
     *_group(
+        "Topics per OCPP version",
+        *(Key(f"{name}.{version}", TopicTemplate(UPSTREAM, optional=True), "", f"""
+When set, used instead of {name} for charge points that speak {version}. Empty: {name}.
+A per-action override (ocpp.upstream.topic.<Action>) still wins over this one.""")
+          for version in VERSIONS for name in VERSIONED_TOPIC_KEYS),
+    ),
+    *_group(
         "MQTT broker",
         Key("mqtt.server", Server(1883), "127.0.0.1:1883", """
 Address of the MQTT broker. The gateway reconnects by itself when the connection is lost;
@@ -731,7 +780,9 @@ How the HTTP Basic credentials of charge points are checked.
 networks."""),
         Key("auth.file", Text(optional=False, what="a file path"), "/etc/ocpp_gw/passwd", """
 Credential file of the file backend: one cid:hash line per charge point, managed with
-ocpp-gw passwd. Re-read on SIGHUP (systemctl reload ocpp-gw) without dropping connections."""),
+ocpp-gw passwd, optionally followed by :profile (the security profile) and :versions (the OCPP
+versions the charge point may use, e.g. CP001:<hash>::ocpp1.6). Re-read on SIGHUP (systemctl
+reload ocpp-gw) without dropping connections."""),
         Key("auth.http.url", HttpUrl(), "", """
 URL of the http backend. The gateway POSTs a JSON object {cid, username, password, peer};
 HTTP 200 lets the charge point in, anything else refuses it. Required with auth.backend =
@@ -955,6 +1006,9 @@ def _unquote(text: str) -> str:
 
 def _override_action(name: str) -> str:
     action = name[len(OVERRIDE_PREFIX):]
+    if "." in action and action.startswith("ocpp"):
+        raise ValueError(f"unknown OCPP version {action!r}; the per-version keys are "
+                         + ", ".join(f"{OVERRIDE_PREFIX}{version}" for version in VERSIONS))
     if not ACTION_NAME.fullmatch(action):
         raise ValueError(f"{action!r} is not an OCPP action name: letters and digits, starting with a letter")
     if action in CSMS_ACTIONS:
@@ -991,6 +1045,10 @@ def _cross_problems(values: Mapping[str, Any], overrides: Mapping[str, str],
         templates += [(CHANNEL_PREFIX + rest, topic, "dnstream" if rest.endswith(".topic") else "answer")
                       for rest, topic in channel_keys.items() if not rest.endswith(".allowed_actions")]
         templates += [(OVERRIDE_PREFIX + action, topic, "call") for action, topic in overrides.items()]
+        templates += [(f"{name}.{version}", values[f"{name}.{version}"], kind)
+                      for version in VERSIONS if VERSIONS[version].bare_mode
+                      for name, kind in zip(VERSIONED_TOPIC_KEYS, ("call", "answer", "answer"))
+                      if values[f"{name}.{version}"] is not None]
         templates += [("ocpp.upstream.reply_topic", values["ocpp.upstream.reply_topic"], "answer"),
                       ("ocpp.upstream.error_topic", values["ocpp.upstream.error_topic"], "answer"),
                       ("ocpp.dnstream.topic", values["ocpp.dnstream.topic"], "dnstream")]
@@ -1002,6 +1060,8 @@ def _cross_problems(values: Mapping[str, Any], overrides: Mapping[str, str],
                 yield (name, f"with ocpp.payload_format = bare the topic carries the message type, action and id, "
                              f"so this template needs {needs}; it lacks {', '.join(lacking)}",
                        (name, "ocpp.payload_format"))
+
+    yield from _version_problems(values)
 
     if values["ocpp.listener.wss"] is not None:
         if values["ocpp.listener.ssl.certfile"] is None:
@@ -1033,6 +1093,22 @@ def _cross_problems(values: Mapping[str, Any], overrides: Mapping[str, str],
             if port and port == other_port and (host == other_host or ANY_HOST in (host, other_host)
                                                  or "::" in (host, other_host)):
                 yield (name, f"port {port} is already taken by {other}", (name,))
+
+
+def _version_problems(values: Mapping[str, Any]) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    served = values["ocpp.versions"]
+    default = values["ocpp.default_version"]
+    if default not in served:
+        yield ("ocpp.default_version", f"{default} is not served: ocpp.versions is {' '.join(served)}",
+               ("ocpp.default_version", "ocpp.versions"))
+    if values["ocpp.payload_format"] == "bare":
+        bare = [name for name in served if VERSIONS[name].bare_mode]
+        if not bare:
+            yield ("ocpp.versions", "with ocpp.payload_format = bare only ocpp1.6 can be served, "
+                                    "and ocpp.versions does not name it", ("ocpp.versions", "ocpp.payload_format"))
+        elif not VERSIONS[default].bare_mode:
+            yield ("ocpp.default_version", f"with ocpp.payload_format = bare only {', '.join(bare)} "
+                                           "can be served", ("ocpp.default_version", "ocpp.payload_format"))
 
 
 # --- loading a file ---------------------------------------------------------------------------

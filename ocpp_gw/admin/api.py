@@ -40,6 +40,7 @@ from . import access as admin_access
 from .. import auth
 from ..protocol.close_codes import CLOSE_NORMAL
 from ..protocol.identity import cid_problem
+from ..protocol.versions import VERSIONS
 from ..auth.throttle import FailureThrottle, address_key
 
 log = logging.getLogger("ocpp_gw.admin")
@@ -366,7 +367,35 @@ class AdminApi:
         ]
         for name, value in stats["counters"].items():
             lines.append(f'ocpp_gw_events_total{{name="{_label(name)}"}} {value}')
+        lines += self._version_metrics(stats["counters"])
         return "\n".join(lines) + "\n"
+
+    def _version_metrics(self, counters: dict[str, int]) -> list[str]:
+        """Connections now and messages so far per OCPP version (SPEC §9). Messages of closed
+        connections are in the counters (added once at disconnect, not per message); those of open
+        ones are read from their sessions."""
+        connected = {name: 0 for name in VERSIONS}
+        messages = {(name, way): counters.get(f"messages.{way}.{name}", 0)
+                    for name in VERSIONS for way in ("in", "out")}
+        for session in self.registry:
+            described = session.describe()
+            name = described["version"]
+            connected[name] += 1
+            messages[name, "in"] += described["messages_in"]
+            messages[name, "out"] += described["messages_out"]
+        lines = ["# HELP ocpp_gw_connections_by_version Charge points connected now, by OCPP version.",
+                 "# TYPE ocpp_gw_connections_by_version gauge"]
+        lines += [f'ocpp_gw_connections_by_version{{version="{name}"}} {count}'
+                  for name, count in connected.items()]
+        lines += ["# HELP ocpp_gw_connections_opened_total Charge point connections accepted, by OCPP version.",
+                  "# TYPE ocpp_gw_connections_opened_total counter"]
+        lines += [f'ocpp_gw_connections_opened_total{{version="{name}"}} '
+                  f'{counters.get(f"connections.opened.{name}", 0)}' for name in VERSIONS]
+        lines += ["# HELP ocpp_gw_messages_total OCPP messages from (in) and to (out) charge points, by OCPP version.",
+                  "# TYPE ocpp_gw_messages_total counter"]
+        lines += [f'ocpp_gw_messages_total{{version="{name}",direction="{way}"}} {count}'
+                  for (name, way), count in messages.items()]
+        return lines
 
 
 def _label(value: str) -> str:

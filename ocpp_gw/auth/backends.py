@@ -69,6 +69,11 @@ class FileBackend:
         entry = self._table.get(cid)
         return entry.profile if entry else None
 
+    def versions(self, cid: str) -> frozenset[str] | None:
+        """The OCPP versions `cid` may use (its line's 4th field), None for any the gateway serves."""
+        entry = self._table.get(cid)
+        return entry.versions if entry else None
+
     def knows(self, cid: str) -> bool:
         """Whether `cid` has a line: a CP with a client certificate must have one too, so that removing the
         line (and SIGHUP) locks it out without touching the CA."""

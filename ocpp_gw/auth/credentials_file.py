@@ -1,4 +1,9 @@
-"""The credentials file: one `cid:hash[:profile]` line per charge point; reading it, and editing it atomically."""
+"""The credentials file: one `cid:hash[:profile[:versions]]` line per charge point; reading it, and editing it
+atomically.
+
+`versions` (optional) restricts a charge point to some OCPP versions, subprotocol names separated by commas,
+e.g. `CP001:<hash>:1:ocpp1.6` or, keeping the default profile, `CP001:<hash>::ocpp2.0.1,ocpp1.6` (SPEC §9).
+Without it the charge point may use every version the gateway serves."""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 import tempfile
 from typing import NamedTuple
 from ..protocol.identity import cid_problem
+from ..protocol.versions import parse_version_list
 from .passwords import hash_password, parse_hash
 
 
@@ -25,6 +31,7 @@ class CredentialsError(Exception):
 class Credential(NamedTuple):
     password_hash: str
     profile: int
+    versions: frozenset[str] | None = None   # None: every version the gateway serves
 
 
 def load_credentials(path: str) -> dict[str, Credential]:
@@ -47,9 +54,10 @@ def parse_credentials(text: str, path: str = "<credentials>") -> dict[str, Crede
         if not line or line.startswith("#"):
             continue
         fields = line.split(":")
-        if len(fields) not in (2, 3):
+        if len(fields) not in (2, 3, 4):
             # Never echo the line: it may be a password typed in clear.
-            raise CredentialsError(f"{path}:{number}: expected cid:hash or cid:hash:profile")
+            raise CredentialsError(f"{path}:{number}: expected cid:hash, cid:hash:profile or "
+                                   "cid:hash:profile:versions")
         cid, stored_hash = fields[0], fields[1]
         problem = cid_problem(cid)
         if problem:
@@ -59,19 +67,31 @@ def parse_credentials(text: str, path: str = "<credentials>") -> dict[str, Crede
         if parse_hash(stored_hash) is None:
             raise CredentialsError(f"{path}:{number}: unrecognised password hash (use `ocpp-gw passwd add`)")
         profile = 1
-        if len(fields) == 3:
+        if len(fields) >= 3 and (len(fields) == 3 or fields[2]):
             profile = _parse_profile(fields[2])
             if profile is None:
                 raise CredentialsError(f"{path}:{number}: security profile must be one of 1, 2, 3")
-        table[cid] = Credential(stored_hash, profile)
+        versions = None
+        if len(fields) == 4:
+            try:
+                versions = frozenset(v.subprotocol for v in parse_version_list(fields[3]))
+            except ValueError as error:
+                raise CredentialsError(f"{path}:{number}: versions: {error}") from None
+        table[cid] = Credential(stored_hash, profile, versions)
         first_seen[cid] = number
     return table
 
 
-def add_user(path: str, cid: str, password: str, profile: int | None = None) -> bool:
+ANY_VERSION = "any"   # `versions` value of add_user that lifts a restriction
+
+
+def add_user(path: str, cid: str, password: str, profile: int | None = None,
+             versions: str | None = None) -> bool:
     """Add or replace `cid` (creating the file); True when an entry was replaced.
 
     profile None keeps the profile of a replaced entry, and writes none (meaning 1) for a new one.
+    versions (subprotocols separated by commas or spaces) restricts the CP to them; "any" lifts the
+    restriction; None keeps that of a replaced entry.
     """
     problem = cid_problem(cid)
     if problem:
@@ -80,12 +100,20 @@ def add_user(path: str, cid: str, password: str, profile: int | None = None) -> 
         raise ValueError("security profile must be one of 1, 2, 3")
     if not password:
         raise ValueError("empty password")
+    if versions is not None:
+        versions = "" if versions == ANY_VERSION else ",".join(
+            version.subprotocol for version in parse_version_list(versions))
     lines = _read_lines(path, missing_ok=True)
     indexes = [index for index, line in enumerate(lines) if _line_cid(line) == cid]
-    if profile is None and indexes:
+    if indexes:
         fields = lines[indexes[0]].strip().split(":")
-        profile = _parse_profile(fields[2]) if len(fields) == 3 else None
+        if profile is None:
+            profile = _parse_profile(fields[2]) if len(fields) >= 3 else None
+        if versions is None:
+            versions = fields[3] if len(fields) == 4 else ""
     entry = f"{cid}:{hash_password(password)}" + (f":{profile}" if profile is not None else "")
+    if versions:   # a restriction to some OCPP versions stays with the charge point
+        entry += ("" if profile is not None else ":") + f":{versions}"
     if indexes:
         lines[indexes[0]] = entry
         for index in reversed(indexes[1:]):
@@ -104,8 +132,8 @@ def set_profile(path: str, cid: str, profile: int) -> bool:
     found = False
     for index, line in enumerate(lines):
         if _line_cid(line) == cid:
-            stored_hash = line.strip().split(":")[1]
-            lines[index] = f"{cid}:{stored_hash}:{profile}"
+            fields = line.strip().split(":")
+            lines[index] = f"{cid}:{fields[1]}:{profile}" + (f":{fields[3]}" if len(fields) == 4 else "")
             found = True
     if found:
         _write_atomically(path, lines)

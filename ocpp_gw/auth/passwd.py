@@ -32,6 +32,9 @@ def _passwd_parser() -> argparse.ArgumentParser:
     add.add_argument("cid")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     add.add_argument("--profile", type=int, choices=PROFILES, help="OCPP security profile (default 1)")
+    add.add_argument("--versions", metavar="LIST",
+                     help="OCPP versions the charge point may use, e.g. ocpp1.6 or ocpp2.0.1,ocpp1.6; "
+                          "'any' lifts the restriction (default: keep it; none for a new charge point)")
     add.set_defaults(run=_passwd_add)
 
     remove = commands.add_parser("remove", help="remove a charge point")
@@ -68,7 +71,7 @@ def _passwd_add(args: argparse.Namespace) -> int:
     else:
         password = generate_password()
         generated = True
-    replaced = add_user(args.file, args.cid, password, args.profile)
+    replaced = add_user(args.file, args.cid, password, args.profile, args.versions)
     if generated:
         print(password)
     print(f"{'updated' if replaced else 'added'} {args.cid} in {args.file}; reload ocpp-gw (SIGHUP) to apply",

@@ -8,7 +8,8 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..protocol import handshake
 from ..protocol import proxy_header as handshake_proxy
@@ -17,6 +18,7 @@ from . import tls
 from .admission import PendingLimits, Slot
 from .proxy_protocol import ProxyPolicy, read_header
 from .session import Peer, Session
+from .websocket import refuse_after_upgrade
 
 log = logging.getLogger("ocpp_gw.listener")
 
@@ -38,9 +40,10 @@ class ListenerConfig:
 
     path: str = "/ocpp"  # the cid is the one path segment after it
     handshake_timeout: float = 10.0  # for the whole handshake: PROXY header, TLS, the HTTP request
-    fail_if_no_subprotocol: bool = True
+    versions: handshake.VersionPolicy = field(default_factory=handshake.VersionPolicy)  # SPEC §9
     username_must_match_cid: bool = True
     ssl_organization: str | None = None  # required O of a client certificate
+    close_timeout: float = 1.0  # for the close handshake of a CP offering no version served
     proxy: ProxyPolicy = ProxyPolicy()  # PROXY protocol: off, or the versions and the trusted proxies
     pending: PendingLimits = PendingLimits()  # connections before authentication
 
@@ -205,6 +208,9 @@ class Connection:
         if isinstance(decision, handshake.Refusal):
             self._refuse(decision)
             return None
+        if isinstance(decision, _Unserved):
+            self._close_unserved(self.sock, raw, decision)
+            return None
         self.raw_request = raw
         return decision
 
@@ -307,13 +313,12 @@ class Connection:
                 self._refuse(handshake.too_large())
                 return None
 
-    def _decide(self, raw: bytes) -> Peer | handshake.Refusal:
+    def _decide(self, raw: bytes) -> Peer | handshake.Refusal | "_Unserved":
         config = self.config
         end = handshake.find_header_end(raw)
         if end > handshake.MAX_REQUEST_BYTES:
             return handshake.too_large()
-        request = handshake.parse_request(
-            raw[:end], path_prefix=config.path, fail_if_no_subprotocol=config.fail_if_no_subprotocol)
+        request = handshake.parse_request(raw[:end], path_prefix=config.path)
         if isinstance(request, handshake.Refusal):
             return request
         transport = handshake.PLAIN
@@ -329,7 +334,22 @@ class Connection:
                                       must_match_cid=config.username_must_match_cid)
         if refusal is not None:
             return refusal
-        return Peer(request.cid, self.peer, request.username, request.subprotocol)
+        versions_of = getattr(self.runtime.auth, "versions", None)   # the file backend has them
+        allowed = versions_of(request.cid) if versions_of is not None else None
+        outcome = handshake.negotiate(request.subprotocols, config.versions, allowed)
+        if isinstance(outcome, handshake.NoVersion):
+            return _Unserved(request.cid, outcome.reason)
+        return Peer(request.cid, self.peer, request.username, outcome.echo, outcome.version)
+
+    def _close_unserved(self, sock, raw: bytes, unserved: "_Unserved") -> None:
+        """OCPP-J §3: complete the upgrade without a subprotocol, then close at once (1002)."""
+        log.warning("[%s] connection from %s closed: %s", unserved.cid, self.peer, unserved.reason,
+                    extra={"cid": unserved.cid})
+        self.runtime.stats.incr("refused.no_subprotocol")
+        sock.settimeout(None)
+        self.sock = None   # refuse_after_upgrade closes it
+        refuse_after_upgrade(sock, raw, unserved.reason,
+                             close_timeout=self.config.close_timeout)
 
     def _refuse(self, refusal: handshake.Refusal) -> None:
         # 429s come in bursts; the throttle logs the start of each burst once.
@@ -341,6 +361,13 @@ class Connection:
             self.sock.sendall(refusal.to_bytes())
         except OSError:
             pass
+
+
+class _Unserved(NamedTuple):
+    """An authorized CP that offered no version it may use (SPEC §9)."""
+
+    cid: str
+    reason: str
 
 
 # Seconds a refusal may take to send (a client that reads nothing must not hold the thread).

@@ -29,6 +29,7 @@ from ..protocol.history import FROM_CSMS, TO_CP, History
 from ..protocol.close_codes import (CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL,
                                     CLOSE_TOO_BIG)
 from ..protocol.pipe import Adopted, Close, Disconnected, FromChannel, Pipe, drain
+from ..protocol.versions import V16, OcppVersion
 from .websocket import CpWebSocket, LockedSocket, poll_timeout_ms
 
 log = logging.getLogger("ocpp_gw.session")
@@ -56,7 +57,8 @@ class Peer:
     cid: str
     address: str
     username: str | None
-    subprotocol: str | None
+    subprotocol: str | None          # echoed in the handshake; None when the CP sent no header
+    version: OcppVersion = V16       # what the connection speaks (SPEC §9)
 
 
 class Session:
@@ -70,10 +72,10 @@ class Session:
         self.peer = peer
         self.connected_at = time.time()
         self._doorbell = Doorbell()
-        # No Sec-WebSocket-Protocol (ocpp.listener.fail_if_no_subprotocol = false): 1.6.
-        checker = runtime.checker_for(peer.subprotocol or "ocpp1.6")
-        self._pipe = Pipe(peer.cid, runtime.config.pipe, stats=runtime.stats, checker=checker,
-                         doorbell=self._doorbell)
+        self.version = peer.version   # negotiated at the handshake, fixed for the connection
+        self._pipe = Pipe(peer.cid, runtime.config.pipe, stats=runtime.stats,
+                          checker=runtime.checker_for(peer.version), doorbell=self._doorbell,
+                          version=peer.version)
         self.finished = threading.Event()
         self._successor: Session | None = None  # the connection that took this cid over here
         self.moved_to: str | None = None  # another gateway instance that took this CP over
@@ -114,8 +116,10 @@ class Session:
                 log.warning("[%s] previous connection did not finish in time", self.cid,
                             extra={"cid": self.cid})
         self.runtime.stats.incr("connections.opened")
-        log.info("[%s] connected from %s as %s (%s)", self.cid, self.peer.address,
-                 self.peer.username or "-", self.peer.subprotocol or "no subprotocol",
+        self.runtime.stats.incr(f"connections.opened.{self.version.subprotocol}")
+        log.info("[%s] connected from %s as %s (%s%s)", self.cid, self.peer.address,
+                 self.peer.username or "-", self.version.subprotocol,
+                 "" if self.peer.subprotocol else ", no subprotocol header",
                  extra={"cid": self.cid})
         self.runtime.bridge.upstream.event(self.peer, "connected", "")
 
@@ -161,6 +165,9 @@ class Session:
                 self._flush_upstream()
                 self.runtime.stats.incr("connections.closed")
                 self.runtime.stats.incr(f"connections.closed.code_{code}")
+                # Per version, once per connection rather than once per message (for /metrics).
+                self.runtime.stats.incr(f"messages.in.{self.version.subprotocol}", pipe.messages_in)
+                self.runtime.stats.incr(f"messages.out.{self.version.subprotocol}", pipe.messages_out)
                 shown = reason if f"code {code}" in reason else f"{reason} (code {code})"
                 log.info("[%s] disconnected: %s", self.cid, shown, extra={"cid": self.cid})
                 # Not retained after a move: the retained event must stay the new instance's.
@@ -209,7 +216,7 @@ class Session:
                 return
 
     def _send(self, message: frames.Message) -> None:
-        text = frames.serialize(message)
+        text = frames.serialize(message, self.version)
         self._pipe.history.record(TO_CP, message, None, len(text))
         try:
             self.ws.send_text(text)
@@ -223,7 +230,7 @@ class Session:
         publish = self.runtime.bridge.upstream.publish
         history = self._pipe.history
         for item in drain(self._pipe.CSMSTx):
-            if not publish(self.cid, item, history):
+            if not publish(self.cid, item, history, self.version):
                 self._pipe.upstream_refused(item)
 
     def _take_frames(self) -> None:
@@ -334,6 +341,7 @@ class Session:
             "peer": self.peer.address,
             "username": self.peer.username,
             "subprotocol": self.peer.subprotocol,
+            "version": self.version.subprotocol,
             "connected_at": self.connected_at,
             "state": pipe.state,
             "queue_depth": pipe.queue_depth,

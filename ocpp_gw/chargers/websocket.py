@@ -310,3 +310,30 @@ class CpWebSocket(simple_websocket.Server):
                 self.sock.send(self.ws.send(CloseConnection(code, reason)))
             except Exception:  # noqa: BLE001 - the peer may be gone; closing anyway
                 pass
+
+
+CLOSE_PROTOCOL_ERROR = 1002
+_UNSERVED_MAX_MESSAGE = 4096   # nothing is read from such a connection but its close frame
+
+
+def refuse_after_upgrade(sock: socket.socket, raw_request: bytes, reason: str, *,
+                         close_timeout: float) -> None:
+    """Complete the upgrade without Sec-WebSocket-Protocol, close with 1002 and `reason`, wait up
+    to `close_timeout` for the CP's close frame, then drop the connection (OCPP-J 2.x §3)."""
+    locked = LockedSocket(sock, lambda: None, send_timeout=max(1.0, close_timeout))
+    try:
+        ws = CpWebSocket(locked, raw_request, None, max_message_size=_UNSERVED_MAX_MESSAGE)
+        ws.close_with(CLOSE_PROTOCOL_ERROR, reason)
+        deadline = time.monotonic() + close_timeout
+        poller = select.poll()
+        poller.register(locked.fileno(), select.POLLIN)
+        while not ws.ended:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not poller.poll(poll_timeout_ms(remaining)):
+                break
+            ws.receive_available()
+    except (OSError, LocalProtocolError):
+        pass   # the CP went first: nothing left to tell it
+    finally:
+        locked.shutdown()
+        locked.close()

@@ -78,7 +78,8 @@ class Handover:
         """Hand a CSMS call to whichever instance holds the CP now (it drops duplicates by id); a
         channel's call goes back on that channel's topic, so its answer still goes to the channel."""
         template = self.topics.channels[channel].topic if channel is not None else self.topics.dnstream_topic
-        topic = template.render(cid, call.action, call.unique_id, "request")
+        version = self.router.version_of(cid)
+        topic = template.render(cid, call.action, call.unique_id, "request", version.subprotocol)
         topic = "/".join("handover" if level in ("+", "#") else level for level in topic.split("/"))
-        self.link.publish(topic, self.topics.encode(call, call.action), 1)
+        self.link.publish(topic, self.topics.encode(call, call.action, version), 1)
         self.stats.incr("dnstream.handed_over")

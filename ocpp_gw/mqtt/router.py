@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..protocol import envelope
 from ..protocol.frames import Call
+from ..protocol.versions import VERSIONS, OcppVersion
 from .offline import OfflineHold
 
 log = logging.getLogger("ocpp_gw.bridge")
@@ -43,9 +44,10 @@ class DownstreamRouter:
         self.upstream = upstream
         self.stats = stats
         self.registry = registry
-        self._lock = threading.Lock()  # guards _attached and _moved
+        self._lock = threading.Lock()  # guards _attached, _moved and _versions
         self._attached: set[str] = set()  # cids with a session here
         self._moved: dict[str, str] = {}  # cid -> the instance that serves it now
+        self._versions: dict[str, OcppVersion] = {}  # cid -> the OCPP version it spoke last here
         # Routing and releasing held messages under one lock keeps a reconnecting CP's order.
         self._route_lock = threading.Lock()
         self.hold = hold
@@ -69,6 +71,7 @@ class DownstreamRouter:
         with self._lock:
             self._attached.add(cid)
             self._moved.pop(cid, None)
+            self._versions[cid] = session.version
         for topic_filter in self._subscriptions(cid):
             self.link.subscribe(topic_filter)
         with self._route_lock:
@@ -98,6 +101,19 @@ class DownstreamRouter:
     def routing_stopped(self) -> threading.Lock:
         """Hold this while settling a leaving session: no message is routed to it meanwhile."""
         return self._route_lock
+
+    # -- versions (SPEC §9) ---------------------------------------------------------------------
+
+    def version_of(self, cid: str) -> OcppVersion:
+        """The version `cid` speaks here, or spoke last, or ocpp.default_version."""
+        return self._known_version(cid) or self.topics.default_version
+
+    def _known_version(self, cid: str) -> OcppVersion | None:
+        session = self.registry.get(cid)
+        if session is not None:
+            return session.version
+        with self._lock:
+            return self._versions.get(cid)
 
     # -- for the handover ---------------------------------------------------------------------
 
@@ -134,14 +150,9 @@ class DownstreamRouter:
             return
         cid = fields["cid"]
         try:
-            if self.topics.bare:
-                message = envelope.decode_bare(payload, fields.get("type", ""),
-                                               fields.get("id", ""), fields.get("action") or None)
-                action = fields.get("action") or None
-            else:
-                message, action = envelope.decode(payload)
+            message, action = self._decode(payload, fields, self._known_version(cid))
         except envelope.EnvelopeError as err:
-            self.refuse(cid, err.unique_id, fields.get("action") or None, "invalid_envelope", err.reason,
+            self.refuse(cid, err.unique_id, fields.get("action") or None, err.gateway_reason, err.reason,
                         channel=channel)
             return
         self.stats.incr("mqtt.received")
@@ -149,6 +160,25 @@ class DownstreamRouter:
             return
         with self._route_lock:
             self._route_decoded(cid, message, action, len(payload), channel)
+
+    def _decode(self, payload: bytes, fields: dict[str, str], known: OcppVersion | None):
+        """(message, action) of a downstream payload for a CP speaking `known`; EnvelopeError.
+        A CP not known (offline and not seen since the start) is taken to speak what the topic's
+        ${version} or the envelope's Protocol says, else ocpp.default_version."""
+        named = fields.get("version")
+        version = known or VERSIONS.get(named or "", self.topics.default_version)
+        if self.topics.bare:
+            action = fields.get("action") or None
+            message = envelope.decode_bare(payload, fields.get("type", ""), fields.get("id", ""),
+                                           action, version)
+        else:
+            message, action = envelope.decode(payload, version,
+                                              trust_protocol=known is None and named is None)
+        if named is not None and named != version.subprotocol:
+            raise envelope.EnvelopeError(
+                f"topic is for {named} but the charge point speaks {version.subprotocol}",
+                message.unique_id, "version_mismatch")
+        return message, action
 
     def _match(self, topic: str) -> tuple[dict | None, str | None]:
         """The topic's placeholder values and the command channel it is (None: the primary topic).
@@ -186,6 +216,8 @@ class DownstreamRouter:
                         is_call=is_call, channel=channel)
         elif self.offline.hold(cid, (message, action, size, channel), self._hold_seconds(is_call)):
             self.stats.incr("dnstream.held_offline")
+            log.debug("[%s] %s held until the charge point connects", cid, message.unique_id,
+                      extra={"cid": cid, "unique_id": message.unique_id})
         else:
             self.refuse(cid, message.unique_id, action, "queue_full",
                         f"{cid} is not connected and already has "
@@ -219,5 +251,7 @@ class DownstreamRouter:
         if unique_id is None or (not is_call and channel is None):
             return
         session = self.registry.get(cid)
-        self.upstream.gateway_error(cid, envelope.gateway_error(unique_id, reason, description, action),
-                                    action, session.history if session is not None else None, channel)
+        version = self.version_of(cid)
+        self.upstream.gateway_error(
+            cid, envelope.gateway_error(unique_id, reason, description, action, version=version),
+            action, session.history if session is not None else None, channel, version)

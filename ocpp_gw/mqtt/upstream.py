@@ -15,14 +15,16 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from ..protocol import envelope
-from ..protocol.frames import Call, CallError, CallResult, Message
+from ..protocol.frames import Call, CallError, CallResult, CallResultError, Message, Send
 from ..protocol.history import TO_CSMS
 from ..protocol.pipe import Upstream
 from ..protocol.topics import Template
+from ..protocol.versions import V16, OcppVersion
 
 log = logging.getLogger("ocpp_gw.bridge")
 
-_TYPE = {Call: "request", CallResult: "response", CallError: "error"}
+_TYPE = {Call: "request", CallResult: "response", CallError: "error", CallResultError: "error",
+         Send: "send"}
 
 
 def utc_now() -> str:
@@ -53,9 +55,25 @@ class TopicsConfig:
     channels: dict[str, ChannelRoute] = field(default_factory=dict)  # by name
     qos: int = 1
     bare: bool = False
+    # ocpp.upstream.{topic,reply_topic,error_topic}.<version> where set: subprotocol -> (call, reply, error)
+    version_topics: dict[str, tuple[Template, Template, Template]] = field(default_factory=dict)
+    default_version: OcppVersion = V16  # of a CP not seen yet (ocpp.default_version)
 
-    def encode(self, message: Message, action: str | None) -> str:
-        return envelope.encode_bare(message) if self.bare else envelope.encode(message, action)
+    def encode(self, message: Message, action: str | None, version: OcppVersion = V16) -> str:
+        """The payload of `message`; an envelope names the CP's version in Protocol (SPEC §9)."""
+        if self.bare:
+            return envelope.encode_bare(message)
+        return envelope.encode(message, action, version.subprotocol)
+
+    def upstream_template(self, message: Message, version: OcppVersion) -> Template:
+        """Per-action override, else the version's template, else the general one; a SEND goes
+        where a Call goes (SPEC §9)."""
+        call, reply, error = self.version_topics.get(
+            version.subprotocol, (self.call_topic, self.reply_topic, self.error_topic))
+        kind = type(message)
+        if kind is Call or kind is Send:
+            return self.call_topics.get(message.action, call)
+        return reply if kind is CallResult else error
 
 
 class UpstreamPublisher:
@@ -65,20 +83,19 @@ class UpstreamPublisher:
         self.stats = stats
         self.gateway_id = gateway_id
 
-    def publish(self, cid: str, item: Upstream, history=None) -> bool:
-        """Publish one message of (or on behalf of) `cid`; False when MQTT cannot take it (logged, counted)."""
+    def publish(self, cid: str, item: Upstream, history=None, version: OcppVersion | None = None) -> bool:
+        """Publish one message of (or on behalf of) `cid`, whose CP speaks `version`; False when MQTT
+        cannot take it (logged, counted)."""
         message, action = item.message, item.action
         topics = self.topics
+        version = version or topics.default_version
         if item.channel is not None and not isinstance(message, Call):
             template = topics.channels[item.channel].reply_topic  # a channel's answers go to it alone
-        elif isinstance(message, Call):
-            template = topics.call_topics.get(message.action, topics.call_topic)
-        elif isinstance(message, CallResult):
-            template = topics.reply_topic
         else:
-            template = topics.error_topic
-        topic = template.render(cid, action or "", message.unique_id, _TYPE[type(message)])
-        payload = topics.encode(message, action)
+            template = topics.upstream_template(message, version)
+        topic = template.render(cid, action or "", message.unique_id, _TYPE[type(message)],
+                                version.subprotocol)
+        payload = topics.encode(message, action, version)
         if history is not None:
             history.record(TO_CSMS, message, action, len(payload))
         rc = self.link.publish(topic, payload, topics.qos)
@@ -94,15 +111,17 @@ class UpstreamPublisher:
         return False
 
     def gateway_error(self, cid: str, error: CallError, action: str | None, history=None,
-                      channel: str | None = None) -> None:
-        self.publish(cid, Upstream(error, action, channel), history)
+                      channel: str | None = None, version: OcppVersion | None = None) -> None:
+        self.publish(cid, Upstream(error, action, channel), history, version)
 
     def event(self, peer, event: str, reason: str, retain: bool = True, *, code: int | None = None) -> None:
         """The retained connection event of a charge point (other instances read these: handover.py); `code`: the
         close code of a disconnect (1006 when the line ended without a close frame)."""
+        version = peer.version.subprotocol
         body = {"cid": peer.cid, "event": event, "reason": reason, "peer": peer.address,
-                "username": peer.username, "subprotocol": peer.subprotocol,
+                "username": peer.username, "subprotocol": peer.subprotocol, "version": version,
                 "gateway": self.gateway_id, "ts": utc_now()}
         if code is not None:
             body["code"] = code
-        self.link.publish(self.topics.events_topic.render(peer.cid), json.dumps(body), 1, retain=retain)
+        self.link.publish(self.topics.events_topic.render(peer.cid, version=version), json.dumps(body), 1,
+                          retain=retain)

@@ -1,4 +1,9 @@
-"""OCPP-J 1.6 frames: parse a text frame into a message, serialize a message (SPEC §4).
+"""OCPP-J frames: parse a text frame into a message, serialize a message (SPEC §4, §9).
+
+Every function that depends on the OCPP version takes the connection's
+:class:`~ocpp_gw.protocol.versions.OcppVersion` (1.6 when none is given) and consults its
+rules: which MessageTypeIds exist (5 CALLRESULTERROR and 6 SEND on 2.1 only), whether
+``<Action>-Signed`` actions exist, how malformed frames are answered.
 
 Decisions where OCPP-J leaves room:
 
@@ -26,6 +31,7 @@ import re
 from dataclasses import dataclass
 
 from .text import excerpt
+from .versions import CALLRESULTERROR, SEND, V16, OcppVersion
 
 ERROR_CODES: frozenset[str] = frozenset({
     "NotImplemented",
@@ -47,12 +53,13 @@ MAX_DEPTH = 64
 MAX_INT_DIGITS = 4300   # CPython's default int/str limit, enforced whatever the interpreter's is
 
 _ACTION = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+SIGNED_SUFFIX = "-Signed"   # a signed message (OCPP 2.x Part 4 §7): passed through as it is
 # A UniqueId may become an MQTT topic level (${id}): no level separator, wildcard or control char.
 _TOPIC_UNSAFE = re.compile(r"[/+#\x00-\x1f\x7f]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # The start of a frame whose JSON is broken further on: enough to answer it (SPEC §4).
 _WS = r"[ \t\r\n]*"   # JSON whitespace, narrower than \s
-_FRAME_HEAD = re.compile(rf'{_WS}\[{_WS}[234]{_WS},{_WS}"([^"\\\x00-\x1f]{{1,36}})"{_WS}[,\]]')
+_FRAME_HEAD = re.compile(rf'{_WS}\[{_WS}([23456]){_WS},{_WS}"([^"\\\x00-\x1f]{{1,36}})"{_WS}[,\]]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,24 +83,48 @@ class CallError:
     details: dict
 
 
-Message = Call | CallResult | CallError
+@dataclass(frozen=True, slots=True)
+class CallResultError:
+    """OCPP 2.1: the receiver of a CallResult could not process it (same id as the CallResult)."""
+
+    unique_id: str
+    code: str
+    description: str
+    details: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """OCPP 2.1: a message outside the call discipline; it is never answered."""
+
+    unique_id: str
+    action: str
+    payload: dict
+
+
+Message = Call | CallResult | CallError | CallResultError | Send
+ERRORS = (CallError, CallResultError)   # the messages that carry an ErrorCode
 
 
 class FrameError(Exception):
     """A malformed frame.
 
     ``description`` is one line meant for the peer (the FormationViolation text);
-    ``unique_id`` is the frame's id when it could be read and is valid, else None.
+    ``unique_id`` is the frame's id when it could be read and is valid, else None;
+    ``kind`` is what is wrong, for the versions that tell those apart (see
+    ``OcppVersion.malformed_code``): "json", "rpc" or "payload".
     """
 
-    def __init__(self, description: str, unique_id: str | None = None):
+    def __init__(self, description: str, unique_id: str | None = None, kind: str = "rpc"):
         super().__init__(description)
         self.description = description
         self.unique_id = unique_id
+        self.kind = kind
 
 
 class UnknownMessageType(FrameError):
-    """MessageTypeId is an integer other than 2, 3, 4: log it, never answer (OCPP-J §4.1.3)."""
+    """MessageTypeId is an integer the version does not define (OCPP-J §4.1.3): 1.6 and 2.1
+    ignore it, 2.0.1 answers MessageTypeNotSupported."""
 
 
 class JSONError(ValueError):
@@ -199,15 +230,17 @@ def unique_id_problem(value: object) -> str | None:
     return None
 
 
-def action_problem(value: object) -> str | None:
-    """Why ``value`` is not a valid Action (letters and digits, it ends up in MQTT topics)."""
+def action_problem(value: object, signed: bool = False) -> str | None:
+    """Why ``value`` is not a valid Action (letters and digits, it ends up in MQTT topics).
+    With ``signed`` (2.x), ``<Action>-Signed`` is an Action too."""
     if type(value) is not str:
         return f"Action must be a string, not {json_type(value)}"
     if not value:
         return "Action must not be empty"
     if len(value) > MAX_ACTION_LENGTH:
         return f"Action longer than {MAX_ACTION_LENGTH} characters"
-    if not _ACTION.fullmatch(value):
+    name = value[:-len(SIGNED_SUFFIX)] if signed and value.endswith(SIGNED_SUFFIX) else value
+    if not _ACTION.fullmatch(name):
         return f"Action {excerpt(value)} must be letters and digits, starting with a letter"
     return None
 
@@ -221,11 +254,12 @@ def readable_unique_id(value: object) -> str | None:
 
 # --- frames ---------------------------------------------------------------------------------
 
-_ARITY = {CALL: 4, CALLRESULT: 3, CALLERROR: 5}
-_KIND = {CALL: "Call", CALLRESULT: "CallResult", CALLERROR: "CallError"}
+_ARITY = {CALL: 4, CALLRESULT: 3, CALLERROR: 5, CALLRESULTERROR: 5, SEND: 4}
+_KIND = {CALL: "Call", CALLRESULT: "CallResult", CALLERROR: "CallError",
+         CALLRESULTERROR: "CallResultError", SEND: "Send"}
 
 
-def parse(text: str) -> Message:
+def parse(text: str, version: OcppVersion = V16) -> Message:
     """Parse one text frame. Raises FrameError (answer when it has an id) or UnknownMessageType."""
     if type(text) is not str:
         raise FrameError("frame must be text")
@@ -233,7 +267,8 @@ def parse(text: str) -> Message:
         frame = decode_json(text)
     except JSONError as exc:
         head = _FRAME_HEAD.match(text)
-        raise FrameError(str(exc), head.group(1) if head else None) from None
+        known = head is not None and int(head.group(1)) in version.message_types
+        raise FrameError(str(exc), head.group(2) if known else None, "json") from None
     if type(frame) is not list:
         raise FrameError(f"frame must be a JSON array, not {json_type(frame)}")
     if not frame:
@@ -243,31 +278,38 @@ def parse(text: str) -> Message:
     type_id = frame[0]
     if type(type_id) is not int:
         raise FrameError(f"MessageTypeId must be an integer, not {json_type(type_id)}", unique_id)
-    arity = _ARITY.get(type_id)
-    if arity is None:
+    if type_id not in version.message_types:
         raise UnknownMessageType(f"unknown MessageTypeId {excerpt(type_id, 24)}", unique_id)
+    arity = _ARITY[type_id]
     if len(frame) != arity:
         raise FrameError(
             f"{_KIND[type_id]} must have {arity} elements, not {len(frame)}", unique_id)
     problem = unique_id_problem(frame[1])
     if problem:
         raise FrameError(problem, unique_id)
-
-    if type_id == CALL:
-        problem = action_problem(frame[2])
-        if problem:
-            raise FrameError(problem, unique_id)
-        payload = frame[3]
-        if type(payload) is not dict:
-            raise FrameError(f"payload must be a JSON object, not {json_type(payload)}", unique_id)
-        return Call(unique_id, frame[2], payload)
-
+    if type_id == CALL or type_id == SEND:
+        return _parse_call(frame, unique_id, version)
     if type_id == CALLRESULT:
-        payload = frame[2]
-        if type(payload) is not dict:
-            raise FrameError(f"payload must be a JSON object, not {json_type(payload)}", unique_id)
-        return CallResult(unique_id, payload)
+        return CallResult(unique_id, _payload(frame[2], unique_id))
+    return _parse_error(frame, unique_id)
 
+
+def _payload(payload: object, unique_id: str) -> dict:
+    if type(payload) is not dict:
+        raise FrameError(f"payload must be a JSON object, not {json_type(payload)}", unique_id,
+                         "payload")
+    return payload
+
+
+def _parse_call(frame: list, unique_id: str, version: OcppVersion) -> Call | Send:
+    problem = action_problem(frame[2], version.signed_actions)
+    if problem:
+        raise FrameError(problem, unique_id)
+    payload = _payload(frame[3], unique_id)
+    return (Call if frame[0] == CALL else Send)(unique_id, frame[2], payload)
+
+
+def _parse_error(frame: list, unique_id: str) -> CallError | CallResultError:
     code, description, details = frame[2], frame[3], frame[4]
     if type(code) is not str:
         raise FrameError(f"ErrorCode must be a string, not {json_type(code)}", unique_id)
@@ -277,23 +319,51 @@ def parse(text: str) -> Message:
     if type(details) is not dict:
         raise FrameError(
             f"ErrorDetails must be a JSON object, not {json_type(details)}", unique_id)
-    return CallError(unique_id, code, description, details)
+    return (CallError if frame[0] == CALLERROR else CallResultError)(
+        unique_id, code, description, details)
 
 
-def serialize(msg: Message) -> str:
-    """The OCPP-J text frame of ``msg`` (compact JSON, UTF-8 characters kept)."""
-    if type(msg) is Call:
+_TYPE_IDS = {Call: CALL, CallResult: CALLRESULT, CallError: CALLERROR,
+             CallResultError: CALLRESULTERROR, Send: SEND}
+
+
+def type_id(msg: Message) -> int:
+    """The MessageTypeId of ``msg``."""
+    return _TYPE_IDS[type(msg)]
+
+
+def serialize(msg: Message, version: OcppVersion = V16) -> str:
+    """The OCPP-J text frame of ``msg`` (compact JSON, UTF-8 characters kept); an
+    ErrorDescription longer than the version allows is cut short."""
+    kind = type(msg)
+    if kind is Call:
         return _ENCODER.encode([CALL, msg.unique_id, msg.action, msg.payload])
-    if type(msg) is CallResult:
+    if kind is CallResult:
         return _ENCODER.encode([CALLRESULT, msg.unique_id, msg.payload])
-    if type(msg) is CallError:
-        return _ENCODER.encode(
-            [CALLERROR, msg.unique_id, msg.code, msg.description, msg.details])
+    if kind is CallError or kind is CallResultError:
+        type_id = CALLERROR if kind is CallError else CALLRESULTERROR
+        return _ENCODER.encode([type_id, msg.unique_id, msg.code,
+                                version.error_description(msg.description), msg.details])
+    if kind is Send:
+        return _ENCODER.encode([SEND, msg.unique_id, msg.action, msg.payload])
     raise TypeError(f"not an OCPP message: {type(msg).__name__}")
 
 
 def formation_violation(err: FrameError) -> CallError | None:
-    """The CallError answering a malformed frame, or None when it cannot be answered."""
-    if err.unique_id is None or isinstance(err, UnknownMessageType):
+    """The CallError answering a malformed frame on 1.6, or None when it cannot be answered."""
+    return answer_malformed(err, V16)
+
+
+def answer_malformed(err: FrameError, version: OcppVersion) -> CallError | None:
+    """The CallError answering a malformed frame in ``version``'s words, or None when it cannot
+    be answered (1.6 without a readable id; an unknown MessageTypeId the version ignores)."""
+    if isinstance(err, UnknownMessageType):
+        code = version.codes.message_type_not_supported
+        if not version.answers_unknown_message_type or code is None:
+            return None
+    else:
+        code = version.malformed_code(err.kind, err.unique_id is not None)
+    unique_id = err.unique_id if err.unique_id is not None else version.unreadable_id
+    if unique_id is None:
         return None
-    return CallError(err.unique_id, "FormationViolation", err.description, {})
+    return CallError(unique_id, code, err.description, {})

@@ -13,8 +13,11 @@
 6. WebSocket headers: Upgrade lists `websocket`, Connection lists `upgrade`, Sec-WebSocket-Version present,
    Sec-WebSocket-Key is base64 of 16 bytes → else 400. A version other than 13 → 426 with
    `Sec-WebSocket-Version: 13`, as RFC 6455 §4.2.2 asks, so a client can tell what to retry with.
-7. subprotocol: `choose_subprotocol` → 400.
-8. `authorize` (separate: it calls the auth backend) → 401 / 403 / 429 / 503; see its docstring.
+7. `authorize` (separate: it calls the auth backend) → 401 / 403 / 429 / 503; see its docstring.
+8. `negotiate` (separate: it needs the charge point's own restriction from the credentials) picks the OCPP
+   version (SPEC §9). When nothing offered can be served it is no HTTP refusal: OCPP-J asks the server to
+   complete the upgrade without Sec-WebSocket-Protocol and to close the WebSocket at once (code 1002, with the
+   reason `negotiate` gives).
 
 Reasons are one line for the operator and the CP; they never contain a password or an Authorization header.
 """
@@ -33,11 +36,11 @@ from urllib.parse import unquote_to_bytes
 
 from .identity import cid_problem
 from .text import one_line
+from .versions import V16, V21, V201, VERSIONS, OcppVersion
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 8192
-OCPP16 = "ocpp1.6"
 
 _HEADER_END = b"\r\n\r\n"
 # RFC 3986 pchar plus "/" (path) and "%" (checked per segment later).
@@ -124,7 +127,6 @@ class UpgradeRequest:
     username: str | None  # None: no Authorization header, or a malformed one
     password: str | None = field(repr=False)
     key: str
-    subprotocol: str | None = None  # the one to echo; None when the header was absent and that is allowed
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -140,8 +142,8 @@ def find_header_end(buf: bytes) -> int:
     return -1 if index < 0 else index + len(_HEADER_END)
 
 
-def parse_request(raw: bytes, *, path_prefix: str, fail_if_no_subprotocol: bool) -> UpgradeRequest | Refusal:
-    """Checks 1–7 of the module docstring on the bytes read so far (anything after the header block is ignored)."""
+def parse_request(raw: bytes, *, path_prefix: str) -> UpgradeRequest | Refusal:
+    """Checks 1–6 of the module docstring on the bytes read so far (anything after the header block is ignored)."""
     end = find_header_end(raw)
     if end < 0:
         return too_large() if len(raw) > MAX_REQUEST_BYTES else Refusal(400, "incomplete request header")
@@ -169,32 +171,65 @@ def parse_request(raw: bytes, *, path_prefix: str, fail_if_no_subprotocol: bool)
         return key
 
     offered = _parse_subprotocols(headers.get("sec-websocket-protocol"))
-    chosen = choose_subprotocol(offered, fail_if_no_subprotocol)
-    if isinstance(chosen, Refusal):
-        return chosen
-
     authorization = headers.get("authorization")
     credentials = parse_basic_auth(authorization) if authorization is not None else None
     username, password = credentials if credentials else (None, None)
     return UpgradeRequest(
         method="GET", target=target, path=path, cid=cid, headers=headers, subprotocols=offered,
-        username=username, password=password, key=key, subprotocol=chosen,
+        username=username, password=password, key=key,
     )
 
 
-def choose_subprotocol(offered: list[str] | None, fail_if_no_subprotocol: bool) -> str | None | Refusal:
-    """`ocpp1.6` when offered (names are case-sensitive, RFC 6455 §4.1).
+@dataclass(frozen=True)
+class VersionPolicy:
+    """Which OCPP versions the gateway serves (SPEC §9; built by ``ocpp_gw.config``)."""
 
-    No header at all: None (let in as 1.6, nothing echoed) unless `fail_if_no_subprotocol`; a header that does not
-    offer ocpp1.6 is always refused.
+    served: tuple[OcppVersion, ...] = (V21, V201, V16)  # in the gateway's order of preference
+    default: OcppVersion = V16       # for a CP that sends no Sec-WebSocket-Protocol header
+    fail_if_no_subprotocol: bool = True
+    why_not_served: str = ""         # said to a CP offering a known version that is not served
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """The version a connection speaks; `echo` is the Sec-WebSocket-Protocol to answer (None: none)."""
+
+    version: OcppVersion
+    echo: str | None
+
+
+@dataclass(frozen=True)
+class NoVersion:
+    """Nothing offered can be served: upgrade without a subprotocol, then close 1002 with `reason`."""
+
+    reason: str
+
+
+def negotiate(offered: list[str] | None, policy: VersionPolicy,
+              allowed: frozenset[str] | None = None) -> Negotiated | NoVersion:
+    """The first version of the gateway's preference list that the CP offers and may use.
+
+    `allowed` (from the credentials file) restricts the CP to some versions. Names are case-sensitive
+    (RFC 6455 §4.1). No header at all: the default version when `fail_if_no_subprotocol` is off.
+    Reasons fit a WebSocket close frame (123 bytes).
     """
+    served = [v for v in policy.served if allowed is None or v.subprotocol in allowed]
+    names = " ".join(v.subprotocol for v in served) or "nothing"
     if offered is None:
-        if fail_if_no_subprotocol:
-            return Refusal(400, f"no Sec-WebSocket-Protocol header; {OCPP16} is required")
-        return None
-    if OCPP16 in offered:
-        return OCPP16
-    return Refusal(400, f"no supported subprotocol offered; {OCPP16} is required")
+        if policy.fail_if_no_subprotocol:
+            return NoVersion(f"no Sec-WebSocket-Protocol; serving {names}")
+        if policy.default not in served:
+            return NoVersion(f"no Sec-WebSocket-Protocol; {policy.default.subprotocol} not allowed, serving {names}")
+        return Negotiated(policy.default, None)
+    for version in served:
+        if version.subprotocol in offered:
+            return Negotiated(version, version.subprotocol)
+    known = [name for name in offered if name in VERSIONS]
+    if known and policy.why_not_served and not any(VERSIONS[n] in policy.served for n in known):
+        return NoVersion(f"{' '.join(known)} not served {policy.why_not_served}; serving {names}")
+    if known and allowed is not None:
+        return NoVersion(f"this charge point may use only {names}")
+    return NoVersion(f"no offered subprotocol is served; serving {names}")
 
 
 def parse_basic_auth(value: str) -> tuple[str, str] | None:

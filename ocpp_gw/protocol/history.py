@@ -6,10 +6,11 @@ import time
 from collections import deque
 from typing import NamedTuple
 
-from .frames import Call, CallError, CallResult, Message
+from .frames import Call, CallError, CallResult, CallResultError, Message, Send
 
 FROM_CP, TO_CP, TO_CSMS, FROM_CSMS = "from_cp", "to_cp", "to_csms", "from_csms"
-_TYPES = {Call: "Call", CallResult: "CallResult", CallError: "CallError"}
+_TYPES = {Call: "Call", CallResult: "CallResult", CallError: "CallError",
+          CallResultError: "CallResultError", Send: "Send"}
 
 
 class Entry(NamedTuple):
@@ -40,7 +41,7 @@ class History:
         reason = None
         if isinstance(message, CallError) and message.details.get("origin") == "ocpp_gw":
             reason = message.details.get("reason")
-        if isinstance(message, Call):
+        if isinstance(message, (Call, Send)):
             action, payload = message.action, message.payload
         elif isinstance(message, CallResult):
             payload = message.payload

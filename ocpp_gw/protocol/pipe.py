@@ -7,6 +7,12 @@ channels (``ChargeStationTx``: messages and a final :class:`Close` for the CP; `
 :class:`Upstream` items for MQTT). All state changes happen inside ``step`` on that one thread,
 so the state needs no locks. Deadlines are plain numbers on the pipe's clock; ``step`` returns
 the earliest, and the owner waits on the doorbell with that timeout.
+
+A pipe speaks one OCPP version (:class:`~ocpp_gw.protocol.versions.OcppVersion`), fixed for the
+connection, and consults its rules: how frames are parsed and malformed ones answered, which
+error codes the gateway uses. On 2.1, SEND bypasses the one-call-in-flight discipline both ways
+(no deadline, no answer, never queued) and a CALLRESULTERROR goes to whoever sent the CallResult
+it answers (SPEC §9).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from . import frames
 from .close_codes import CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_UNSUPPORTED_DATA
 from .envelope import gateway_error
 from .history import FROM_CP, History
-from .frames import Call, CallError, CallResult, Message
+from .frames import Call, CallError, CallResult, CallResultError, Message, Send
+from .versions import V16, OcppVersion
 
 log = logging.getLogger("ocpp_gw.pipe")
 
@@ -137,11 +144,14 @@ class Pipe:
     """One charge point's state machine (SPEC §5)."""
 
     def __init__(self, cid: str, config: PipeConfig = PipeConfig(), *,
-                 clock: Callable[[], float] = time.monotonic, stats=None, checker=None, doorbell=None):
+                 clock: Callable[[], float] = time.monotonic, stats=None, checker=None, doorbell=None,
+                 version: OcppVersion = V16):
         self.cid = cid
         self.config = config
+        self.version = version
         self.clock = clock
         self.stats = stats or _NullStats()
+        # None: no format checking for this connection's version, whatever the configuration says.
         self.checker = checker
         # Anything with set() and clear(): a threading.Event, or the connection's pollable Doorbell.
         self.doorbell = doorbell if doorbell is not None else threading.Event()
@@ -166,8 +176,12 @@ class Pipe:
         self._csms_call: _CsmsCall | None = None
         self._pending: deque[Call] = deque()
         self._recent: OrderedDict[str, str] = OrderedDict()  # sent CSMS call id -> action
-        # Ids of CSMS calls the CP answered: a QoS 1 redelivery of one must not reach the CP again.
-        self._answered: OrderedDict[str, None] = OrderedDict()
+        # CSMS calls the CP answered (id -> action): a QoS 1 redelivery of one must not reach the
+        # CP again, and a CALLRESULTERROR of the CSMS about the CP's answer is matched here.
+        self._answered: OrderedDict[str, str] = OrderedDict()
+        # The CP's last call whose CallResult the CSMS sent (id, action): a CALLRESULTERROR of
+        # the CP about that answer goes upstream.
+        self._last_answered_cp_call: tuple[str, str] | None = None
         # Command channel of each CSMS call that came on one, while it is queued, out or recent.
         self._channel_of: OrderedDict[str, str] = OrderedDict()
         self._bad_frames = 0
@@ -182,6 +196,14 @@ class Pipe:
         if self._csms_call is not None:
             return CSMS_CALL
         return WAITING
+
+    @property
+    def _check_upstream(self) -> bool:
+        return self.checker is not None and self.config.check_upstream
+
+    @property
+    def _check_dnstream(self) -> bool:
+        return self.checker is not None and self.config.check_dnstream
 
     @property
     def queue_depth(self) -> int:
@@ -238,30 +260,39 @@ class Pipe:
             self._close(CLOSE_UNSUPPORTED_DATA, "binary frames are not OCPP-J")
             return
         try:
-            message = frames.parse(item)
-        except frames.UnknownMessageType as err:
-            self._warn(f"ignored frame: {err.description}", err.unique_id)
-            self.stats.incr("dropped.unknown_message_type")
-            self._bad_frame()
-            return
+            message = frames.parse(item, self.version)
         except frames.FrameError as err:
-            self._warn(f"malformed frame: {err.description}", err.unique_id)
-            self.stats.incr("refused.malformed_frame")
-            answer = frames.formation_violation(err)
-            if answer is not None:
-                self._to_cp(answer)
-            self._bad_frame()
+            self._on_bad_frame(err)
             return
         self._bad_frames = 0
         self._idle_deadline = None
         self.history.record(FROM_CP, message, None, len(item))
         self.messages_in += 1
         self.last_message_wall = time.time()
-        if isinstance(message, Call):
+        kind = type(message)
+        if kind is Call:
             self.last_action = message.action
             self._on_cp_call(message)
+        elif kind is Send:
+            self.last_action = message.action
+            self._on_cp_send(message)
+        elif kind is CallResultError:
+            self._on_cp_callresulterror(message)
         else:
             self._on_cp_reply(message)
+
+    def _on_bad_frame(self, err: frames.FrameError) -> None:
+        answer = frames.answer_malformed(err, self.version)
+        if isinstance(err, frames.UnknownMessageType):
+            self._warn(f"{'answered' if answer else 'ignored'} frame: {err.description}",
+                       err.unique_id)
+            self.stats.incr("dropped.unknown_message_type")
+        else:
+            self._warn(f"malformed frame: {err.description}", err.unique_id)
+            self.stats.incr("refused.malformed_frame")
+        if answer is not None:
+            self._to_cp(answer)
+        self._bad_frame()
 
     def _bad_frame(self) -> None:
         self._bad_frames += 1
@@ -270,7 +301,7 @@ class Pipe:
 
     def _on_cp_call(self, call: Call) -> None:
         self.stats.incr("upstream.calls")
-        if self.config.check_upstream:
+        if self._check_upstream:
             violation = self._check_request(call)
             if violation is not None:
                 self._to_cp(CallError(call.unique_id, violation.code, violation.description, {}))
@@ -294,17 +325,41 @@ class Pipe:
             self.stats.incr("dropped.cp_reply_unmatched")
             return
         channel = self._channel_of.pop(reply.unique_id, None)
-        self._remember(self._answered, reply.unique_id, None)
+        self._remember(self._answered, reply.unique_id, action)
         if current is None or current.call.unique_id != reply.unique_id:
             log.info("[%s] late reply %s to %s forwarded", self.cid, reply.unique_id, action,
                      extra=self._fields(reply.unique_id, action))
             self.stats.incr("upstream.late_replies")
-        if isinstance(reply, CallResult) and self.config.check_upstream:
+        if isinstance(reply, CallResult) and self._check_upstream:
             violation = self._check_response(action, reply)
             if violation is not None:
-                reply = _schema_error(reply, violation, action)
+                if self.version.has_callresulterror:   # 2.1: the CP learns its answer failed
+                    self._to_cp(CallResultError(reply.unique_id, violation.code,
+                                                violation.description, {}))
+                reply = self._schema_error(reply, violation, action)
         self.stats.incr("upstream.replies")
         self._to_csms(reply, action, channel)
+
+    def _on_cp_send(self, send: Send) -> None:
+        """A SEND goes up at once whatever the state; it is never answered (OCPP 2.1 §4.2.4)."""
+        if self._check_upstream:
+            violation = self._check_request(send)
+            if violation is not None:
+                self.stats.incr("dropped.cp_send_schema")
+                return
+        self.stats.incr("upstream.sends")
+        self._to_csms(send, send.action)
+
+    def _on_cp_callresulterror(self, error: CallResultError) -> None:
+        """The CP could not process the CSMS's answer to its last call: tell the CSMS."""
+        last = self._last_answered_cp_call
+        if last is None or last[0] != error.unique_id:
+            self._warn("dropped CP CALLRESULTERROR: it matches no answer the CSMS sent it",
+                       error.unique_id)
+            self.stats.incr("dropped.cp_callresulterror_unmatched")
+            return
+        self.stats.incr("upstream.callresulterrors")
+        self._to_csms(error, last[1])
 
     # -- from the CSMS -----------------------------------------------------------------------
 
@@ -318,20 +373,51 @@ class Pipe:
             self._on_csms_call(item.call, item.channel)
             return
         message, _action = item
-        if self.closed is not None and not isinstance(message, Call):
-            self._warn("dropped CSMS reply: the CP has gone", message.unique_id)
+        kind = type(message)
+        if frames.type_id(message) not in self.version.message_types:
+            # Held while the CP was offline, and decoded for another version than it came back with.
+            self._warn(f"dropped CSMS {kind.__name__}: {self.version.subprotocol} has no such message",
+                       message.unique_id)
+            self.stats.incr("dropped.csms_version_mismatch")
+            return
+        if self.closed is not None and kind is not Call:
+            self._warn(f"dropped CSMS {kind.__name__}: the CP has gone", message.unique_id)
             self.stats.incr("dropped.csms_reply_cp_gone")
             return
-        if isinstance(message, Call):
+        if kind is Call:
             self._on_csms_call(message)
+        elif kind is Send:
+            self._on_csms_send(message)
+        elif kind is CallResultError:
+            self._on_csms_callresulterror(message)
         else:
             self._on_csms_reply(message)
 
+    def _on_csms_send(self, send: Send) -> None:
+        """Delivered at once in any state, never behind calls; no deadline, no answer."""
+        if self._check_dnstream:
+            violation = self._check_request(send)
+            if violation is not None:
+                self._to_csms(self._schema_error(send, violation, send.action), send.action)
+                return
+        self.stats.incr("dnstream.sends")
+        self._to_cp(send)
+
+    def _on_csms_callresulterror(self, error: CallResultError) -> None:
+        """The CSMS could not process the CP's answer to one of its calls: tell the CP."""
+        if error.unique_id not in self._answered:
+            self._warn("dropped CSMS CALLRESULTERROR: it matches no answer of the CP",
+                       error.unique_id)
+            self.stats.incr("dropped.csms_callresulterror_unmatched")
+            return
+        self.stats.incr("dnstream.callresulterrors")
+        self._to_cp(error)
+
     def _on_csms_call(self, call: Call, channel: str | None = None) -> None:
-        if self.config.check_dnstream:
+        if self._check_dnstream:
             violation = self._check_request(call)
             if violation is not None:
-                self._to_csms(_schema_error(call, violation, call.action), call.action, channel)
+                self._to_csms(self._schema_error(call, violation, call.action), call.action, channel)
                 return
         if self._knows_csms_call(call.unique_id):
             # e.g. handed over by another gateway instance that had received it too
@@ -372,18 +458,20 @@ class Pipe:
             self._warn("dropped CSMS reply: it matches no open call of the CP", reply.unique_id)
             self.stats.incr("dropped.csms_reply_unmatched")
             return
-        if isinstance(reply, CallResult) and self.config.check_dnstream:
+        if isinstance(reply, CallResult) and self._check_dnstream:
             violation = self._check_response(current.action, reply)
             if violation is not None:
-                self._to_csms(_schema_error(reply, violation, current.action), current.action)
+                self._to_csms(self._schema_error(reply, violation, current.action), current.action)
                 return
         if current.expired:
             log.info("[%s] late reply %s to %s forwarded", self.cid, reply.unique_id, current.action,
                      extra=self._fields(reply.unique_id, current.action))
             self.stats.incr("dnstream.late_replies")
         self._cp_call = None
-        if current.action == "BootNotification" and isinstance(reply, CallResult):
-            self._adopt_heartbeat_interval(reply.payload, reply.unique_id)
+        if isinstance(reply, CallResult):
+            self._last_answered_cp_call = (current.unique_id, current.action)
+            if current.action == "BootNotification":
+                self._adopt_heartbeat_interval(reply.payload, reply.unique_id)
         self.stats.incr("dnstream.replies")
         self._to_cp(reply)
 
@@ -410,12 +498,12 @@ class Pipe:
         if self._cp_call is not None and self._cp_call.unique_id == message.unique_id:
             self._cp_call = None
         self.stats.incr("refused.upstream_call")
-        self._to_cp(CallError(message.unique_id, "InternalError", "central system unreachable",
-                              {}))
+        self._to_cp(CallError(message.unique_id, self.version.codes.internal_error,
+                              "central system unreachable", {}))
 
     # -- message format checking (SPEC §7) -----------------------------------------------------
 
-    def _check_request(self, call: Call):
+    def _check_request(self, call: Call | Send):
         violation = self.checker.check_request(call.action, call.payload)
         if violation is None:
             self.stats.incr("schema.passed")
@@ -441,7 +529,8 @@ class Pipe:
         self._warn(f"CSMS call {call.action} refused ({reason}): {description}", call.unique_id,
                    call.action)
         self.stats.incr(f"refused.{reason}")
-        self._to_csms(gateway_error(call.unique_id, reason, description, call.action),
+        self._to_csms(gateway_error(call.unique_id, reason, description, call.action,
+                                    version=self.version, **details),
                       call.action, channel)
 
     # -- sending CSMS calls to the CP --------------------------------------------------------
@@ -490,7 +579,8 @@ class Pipe:
             self.stats.incr("timeouts.cp")
             self._to_csms(gateway_error(call.unique_id, "timeout",
                                         f"{self.cid} did not answer within "
-                                        f"{self.config.awaiting_timeout:g}s", call.action),
+                                        f"{self.config.awaiting_timeout:g}s", call.action,
+                                        version=self.version),
                           call.action, self._channel_of.get(call.unique_id))
         elif now >= csms_call.next_retry:
             csms_call.next_retry += self.config.retry_interval
@@ -547,18 +637,17 @@ class Pipe:
     def _to_csms(self, message: Message, action: str | None, channel: str | None = None) -> None:
         self.CSMSTx.put(Upstream(message, action, channel))
 
+    def _schema_error(self, message: Call | CallResult | Send, violation, action: str) -> CallError:
+        """The gateway error that stands in for a message failing its schema (SPEC §6, §7)."""
+        return gateway_error(message.unique_id, "schema", violation.description, action,
+                             code=violation.code, version=self.version, payload=message.payload)
+
     def _fields(self, unique_id: str | None = None, action: str | None = None) -> dict:
         return {"cid": self.cid, "unique_id": unique_id, "action": action}
 
     def _warn(self, text: str, unique_id: str | None, action: str | None = None) -> None:
         ident = f" {unique_id}" if unique_id else ""
         log.warning("[%s]%s %s", self.cid, ident, text, extra=self._fields(unique_id, action))
-
-
-def _schema_error(message: Call | CallResult, violation, action: str) -> CallError:
-    """The gateway error that stands in for a message failing its schema (SPEC §6, §7)."""
-    return gateway_error(message.unique_id, "schema", violation.description, action,
-                         code=violation.code, payload=message.payload)
 
 
 def drain(channel: queue.Queue) -> Iterable:

@@ -1,6 +1,7 @@
 """MQTT topic templates (SPEC §6): render, subscribe, and read values back from a topic.
 
-Placeholders: ``${cid}`` (alias ``${clientid}``), ``${action}``, ``${id}``, ``${type}``.
+Placeholders: ``${cid}`` (alias ``${clientid}``), ``${action}``, ``${id}``, ``${type}``,
+``${version}`` (the CP's OCPP subprotocol, e.g. ``ocpp2.0.1``).
 The mountpoint is prepended before the template is read, so it may hold placeholders too.
 Literal ``+`` and ``#`` levels are MQTT wildcards and are kept as such in subscriptions and
 honoured by ``match``.
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-PLACEHOLDERS = {"cid": "cid", "clientid": "cid", "action": "action", "id": "id", "type": "type"}
+PLACEHOLDERS = {"cid": "cid", "clientid": "cid", "action": "action", "id": "id", "type": "type",
+                "version": "version"}
 
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
@@ -105,9 +107,11 @@ class Template:
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
 
-    def render(self, cid: str, action: str = "", unique_id: str = "", type_: str = "") -> str:
+    def render(self, cid: str, action: str = "", unique_id: str = "", type_: str = "",
+               version: str = "") -> str:
         """The topic for these values; a placeholder without a value renders empty."""
-        return self._format.format(cid=cid, action=action, id=unique_id, type=type_)
+        return self._format.format(cid=cid, action=action, id=unique_id, type=type_,
+                                   version=version)
 
     def _filter(self, cid: str | None) -> str:
         levels = []
@@ -127,7 +131,7 @@ class Template:
         return self._filter(None)
 
     def match(self, topic: str) -> dict[str, str] | None:
-        """The placeholder values ``topic`` carries, keyed cid/action/id/type, or None when it does
+        """The placeholder values ``topic`` carries, keyed cid/action/id/type/version, or None when it does
         not fit. Only the template's own placeholders are keys; a placeholder matches one or
         more characters within a level, and when one level holds several, earlier ones take
         as much as they can. A placeholder used twice must carry the same value."""

@@ -79,6 +79,7 @@ def test_a_connected_charger_appears_and_the_filter_narrows_the_list(page, conso
         assert cells[0] == "CP021" and cells[1].startswith("127.0.0.1:")
         assert cells[3] == "WAITING" and cells[5] == "5 min"  # the responder's BootNotification interval
         assert cells[6:9] == ["0", "1", "1"]
+        assert cells[9] == "ocpp1.6"  # the OCPP version (SPEC §9)
         assert text_of(page, "#charger-count") == "2 connected"
         screenshot("chargers")
 

@@ -234,3 +234,57 @@ def test_send_command_refuses_a_payload_that_is_not_json(broker):
     command = run_send_command(broker, "CP110", "Reset", "{not json")
     _, stderr = command.communicate(timeout=15)
     assert command.returncode == 2 and "not JSON" in stderr
+
+
+# OCPP 2.0.1 and 2.1 (SPEC §9): answers valid against the schemas of the PyPI `ocpp` package's v201 and v21
+
+import ocpp.v21  # noqa: E402
+import ocpp.v201  # noqa: E402
+
+V2_SCHEMAS = {"ocpp2.0.1": Path(ocpp.v201.__file__).parent / "schemas",
+              "ocpp2.1": Path(ocpp.v21.__file__).parent / "schemas"}
+ID_TOKEN = {"idToken": "04A2B3C4", "type": "ISO14443"}
+CHARGE_POINT_CALLS_2X = [
+    ("BootNotification", {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}),
+    ("Heartbeat", {}),
+    ("StatusNotification", {"timestamp": "2025-01-01T00:00:00Z", "connectorStatus": "Available", "evseId": 1,
+                            "connectorId": 1}),
+    ("Authorize", {"idToken": ID_TOKEN}),
+    ("TransactionEvent", {"eventType": "Started", "timestamp": "2025-01-01T00:00:00Z", "triggerReason": "Authorized",
+                          "seqNo": 0, "transactionInfo": {"transactionId": "t1"}, "idToken": ID_TOKEN}),
+    ("TransactionEvent", {"eventType": "Updated", "timestamp": "2025-01-01T00:01:00Z", "triggerReason": "MeterValuePeriodic",
+                          "seqNo": 1, "transactionInfo": {"transactionId": "t1"}}),
+    ("MeterValues", {"evseId": 1, "meterValue": [{"timestamp": "2025-01-01T00:00:00Z",
+                                                  "sampledValue": [{"value": 1.5}]}]}),
+    ("NotifyReport", {"requestId": 1, "generatedAt": "2025-01-01T00:00:00Z", "seqNo": 0}),
+    ("NotifyEvent", {"generatedAt": "2025-01-01T00:00:00Z", "seqNo": 0, "eventData": []}),
+    ("SecurityEventNotification", {"type": "StartupOfTheDevice", "timestamp": "2025-01-01T00:00:00Z"}),
+    ("FirmwareStatusNotification", {"status": "Idle"}),
+    ("LogStatusNotification", {"status": "Idle"}),
+    ("SignCertificate", {"csr": "-----BEGIN CERTIFICATE REQUEST-----"}),
+    ("DataTransfer", {"vendorId": "acme"}),
+    ("NotifyChargingLimit", {"chargingLimit": {"chargingLimitSource": "EMS"}}),
+    ("ClearedChargingLimit", {"chargingLimitSource": "EMS"}),
+    ("ReportChargingProfiles", {"requestId": 1, "chargingLimitSource": "CSO", "evseId": 1, "chargingProfile": []}),
+    ("ReservationStatusUpdate", {"reservationId": 1, "reservationUpdateStatus": "Expired"}),
+    ("NotifyMonitoringReport", {"requestId": 1, "seqNo": 0, "generatedAt": "2025-01-01T00:00:00Z"}),
+    ("NotifyCustomerInformation", {"data": "x", "seqNo": 0, "generatedAt": "2025-01-01T00:00:00Z", "requestId": 1}),
+    ("NotifyDisplayMessages", {"requestId": 1}),
+    ("PublishFirmwareStatusNotification", {"status": "Idle"}),
+]
+
+
+@pytest.mark.parametrize("protocol", ["ocpp2.0.1", "ocpp2.1"])
+@pytest.mark.parametrize(("action", "payload"), CHARGE_POINT_CALLS_2X,
+                         ids=[f"{a}-{i}" for i, (a, _) in enumerate(CHARGE_POINT_CALLS_2X)])
+def test_every_2x_charge_point_call_gets_an_answer_valid_in_its_version(protocol, action, payload):
+    answer = ChargingBackend().answer(action, payload, protocol)
+    schema = json.loads((V2_SCHEMAS[protocol] / f"{action}Response.json").read_text())
+    jsonschema.validate(answer, schema)
+
+
+def test_a_2x_authorize_gets_an_id_token_answer_not_the_16_one():
+    assert ChargingBackend().answer("Authorize", {"idToken": ID_TOKEN}, "ocpp2.0.1") == {
+        "idTokenInfo": {"status": "Accepted"}}
+    with pytest.raises(ActionNotImplemented):
+        ChargingBackend().answer("StartTransaction", {}, "ocpp2.0.1")

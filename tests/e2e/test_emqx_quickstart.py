@@ -39,6 +39,7 @@ def test_boot_notification_reply_and_status_notification_travel_as_in_the_emqx_q
         boot = mqtt_probe.expect(f"ocpp/cp/{CID}").json
         assert boot == {
             "MessageTypeId": 2, "UniqueId": "1200012677", "Action": "BootNotification", "Payload": BOOT_PAYLOAD,
+            "Protocol": "ocpp1.6",
         }
 
         mqtt_probe.publish(f"ocpp/cs/{CID}", {
@@ -51,6 +52,7 @@ def test_boot_notification_reply_and_status_notification_travel_as_in_the_emqx_q
         status = mqtt_probe.expect(f"ocpp/cp/{CID}").json
         assert status == {
             "MessageTypeId": 2, "UniqueId": "3062609974", "Action": "StatusNotification", "Payload": STATUS_PAYLOAD,
+            "Protocol": "ocpp1.6",
         }
 
 

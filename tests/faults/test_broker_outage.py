@@ -35,7 +35,8 @@ def test_a_cp_stays_connected_through_a_broker_outage_and_its_call_is_delivered_
 
         broker.start()
         call = backend.expect(cp001.call, json_matches({"UniqueId": "during-outage"}), timeout=20).json
-        assert call == {"MessageTypeId": 2, "UniqueId": "during-outage", "Action": "Heartbeat", "Payload": {}}
+        assert call == {"MessageTypeId": 2, "UniqueId": "during-outage", "Action": "Heartbeat", "Payload": {},
+                        "Protocol": "ocpp1.6"}
         backend.publish(cp001.dnstream, {"MessageTypeId": 3, "UniqueId": "during-outage",
                                           "Payload": HEARTBEAT_REPLY})
         assert recv_frame(cp, timeout=10) == [3, "during-outage", HEARTBEAT_REPLY]  # same connection

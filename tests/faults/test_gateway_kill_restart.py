@@ -40,7 +40,7 @@ def test_a_call_published_while_the_gateway_was_dead_reaches_the_cp_that_comes_b
             reply = backend.expect(cp006.reply, json_matches({"UniqueId": "while-dead"})).json
 
     assert reply == {"MessageTypeId": 3, "UniqueId": "while-dead", "Action": "Reset",
-                     "Payload": {"status": "Accepted"}}
+                     "Payload": {"status": "Accepted"}, "Protocol": "ocpp1.6"}
 
 
 def test_a_call_for_a_cp_that_does_not_come_back_is_answered_offline_when_the_hold_ends(

@@ -205,7 +205,8 @@ def test_stats_count_the_connection_and_its_messages(start):
     assert stats["uptime"] >= 0 and stats["version"]
 
 
-METRIC_LINE = re.compile(r'^[a-z_]+(\{name="[^"\\\n]*"\})? \d+(\.\d+)?$')
+_LABEL = r'[a-z_]+="[^"\\\n]*"'
+METRIC_LINE = re.compile(rf'^[a-z_]+(\{{{_LABEL}(,{_LABEL})*\}})? \d+(\.\d+)?$')
 
 
 def test_metrics_are_prometheus_text(start):
@@ -220,6 +221,30 @@ def test_metrics_are_prometheus_text(start):
     assert "ocpp_gw_connections 1" in samples and "ocpp_gw_mqtt_connected 1" in samples
     assert "# TYPE ocpp_gw_connections gauge" in lines and "# TYPE ocpp_gw_events_total counter" in lines
     assert 'ocpp_gw_events_total{name="connections.opened"} 1' in samples
+
+
+def test_clients_and_metrics_show_each_charge_points_version(start):
+    gateway = start()
+    with connect_cp(gateway, "CP010", subprotocols=["ocpp2.0.1"]) as cp201, \
+            connect_cp(gateway, "CP011", subprotocols=["ocpp2.1"]), connect_cp(gateway, "CP012"):
+        for cid in ("CP010", "CP011", "CP012"):
+            wait_for_client(gateway, cid)
+        cp201.send('[2,"h1","Heartbeat",{}]')
+        assert wait_until(lambda: {c["cid"]: c["messages_in"] for c in call(gateway, "GET", "/api/v1/clients").json}
+                          .get("CP010") == 1, 5.0)
+        versions = {c["cid"]: (c["version"], c["subprotocol"]) for c in call(gateway, "GET", "/api/v1/clients").json}
+        samples = call(gateway, "GET", "/metrics").body.decode().splitlines()
+    assert versions == {"CP010": ("ocpp2.0.1", "ocpp2.0.1"), "CP011": ("ocpp2.1", "ocpp2.1"),
+                        "CP012": ("ocpp1.6", "ocpp1.6")}
+    assert all(METRIC_LINE.match(line) for line in samples if not line.startswith("#"))
+    for version in ("ocpp1.6", "ocpp2.0.1", "ocpp2.1"):
+        assert f'ocpp_gw_connections_by_version{{version="{version}"}} 1' in samples
+        assert f'ocpp_gw_connections_opened_total{{version="{version}"}} 1' in samples
+    assert 'ocpp_gw_messages_total{version="ocpp2.0.1",direction="in"} 1' in samples
+    assert 'ocpp_gw_messages_total{version="ocpp2.1",direction="in"} 0' in samples
+    assert wait_until(lambda: 'ocpp_gw_messages_total{version="ocpp2.0.1",direction="in"} 1'
+                      in call(gateway, "GET", "/metrics").body.decode().splitlines(), 5.0), \
+        "messages of closed connections must stay counted"
 
 
 def test_healthz_is_503_while_the_broker_is_down_and_200_again_after(start, private_broker):

@@ -80,7 +80,7 @@ def check_case(cp, probe, gateway, cid: str, case: dict) -> str | None:
         message = frames.parse(text)
         body = probe.expect_json(topics(gateway, cid).call, {"UniqueId": message.unique_id})
         expected = {"MessageTypeId": 2, "UniqueId": message.unique_id, "Action": message.action,
-                    "Payload": message.payload}
+                    "Payload": message.payload, "Protocol": "ocpp1.6"}
         return None if body == expected else f"published {body}, expected {expected}"
     raise AssertionError(f"unexpected case kind {case['expect']}")
 
@@ -140,7 +140,7 @@ def test_unique_id_of_36_characters_is_accepted(shared_gw, watch):
     with connect_cp(shared_gw, "CP028") as cp:
         cp.send(f'[2,"{unique_id}","Heartbeat",{{}}]')
         assert probe.expect_json(topics(shared_gw, "CP028").call) == {
-            "MessageTypeId": 2, "UniqueId": unique_id, "Action": "Heartbeat", "Payload": {}}
+            "MessageTypeId": 2, "Protocol": "ocpp1.6", "UniqueId": unique_id, "Action": "Heartbeat", "Payload": {}}
 
 
 def test_unknown_message_type_is_ignored_and_logged(shared_gw, watch):

@@ -11,6 +11,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.integration._support import (
+    Closed,
     HttpResponse,
     connect_cp,
     http_exchange,
@@ -50,13 +51,13 @@ def test_unknown_path_is_404(gw, target):
 
 
 @pytest.mark.parametrize("segment, reason", [
-    ("CP+1", "cid must not contain '+'"),
-    ("%2B", "cid must not contain '+'"),
-    ("%23", "cid must not contain '#'"),
-    ("a%2Fb", "cid must not contain '/'"),
-    ("a%2fb", "cid must not contain '/'"),
-    ("CP%3A1", "cid must not contain ':'"),
-    ("CP:1", "cid must not contain ':'"),
+    ("CP+1", "cid must not contain '+': it is the MQTT single-level wildcard and the cid is a topic level"),
+    ("%2B", "cid must not contain '+': it is the MQTT single-level wildcard and the cid is a topic level"),
+    ("%23", "cid must not contain '#': it is the MQTT multi-level wildcard and the cid is a topic level"),
+    ("a%2Fb", "cid must not contain '/': it separates MQTT topic levels and the cid is one level"),
+    ("a%2fb", "cid must not contain '/': it separates MQTT topic levels and the cid is one level"),
+    ("CP%3A1", "cid must not contain ':': it ends the user name in HTTP Basic authentication"),
+    ("CP:1", "cid must not contain ':': it ends the user name in HTTP Basic authentication"),
     ("C" * 49, "cid is 49 characters long, at most 48 are allowed"),
     ("CP%01", "cid must not contain control characters"),
     ("CP%0A1", "cid must not contain control characters"),
@@ -81,21 +82,47 @@ def test_cid_of_48_characters_passes_the_cid_check(gw):
 
 
 def test_bad_cid_is_refused_before_credentials_are_asked_for(gw):
-    assert_refused(upgrade(gw, "CP+1", headers={"Authorization": None}), 400, "cid must not contain '+'")
+    assert_refused(upgrade(gw, "CP+1", headers={"Authorization": None}), 400, "cid must not contain '+': it is the MQTT single-level wildcard and the cid is a topic level")
 
 
-# -- 400: subprotocol and WebSocket headers -----------------------------------------------------
+# -- subprotocol (SPEC §9): none served → 101 without Sec-WebSocket-Protocol, then close 1002 --------
+
+def closed_after_upgrade(gw, cid: str, offered) -> Closed:
+    """Connect offering `offered` (a list, or None for no header); the upgrade must complete without a
+    subprotocol and the gateway must close at once."""
+    with connect_cp(gw, cid, subprotocols=offered) as cp:
+        assert cp.subprotocol is None
+        assert "Sec-WebSocket-Protocol" not in cp.response.headers
+        return wait_closed(cp)
+
 
 @pytest.mark.parametrize("offered, reason", [
-    (None, "no Sec-WebSocket-Protocol header; ocpp1.6 is required"),
-    ("ocpp2.0.1", "no supported subprotocol offered; ocpp1.6 is required"),
-    ("ocpp1.5, ocpp2.0", "no supported subprotocol offered; ocpp1.6 is required"),
-    ("OCPP1.6", "no supported subprotocol offered; ocpp1.6 is required"),
-    ("", "no supported subprotocol offered; ocpp1.6 is required"),
+    (None, "no Sec-WebSocket-Protocol; serving ocpp2.1 ocpp2.0.1 ocpp1.6"),
+    (["ocpp1.5", "ocpp2.0"], "no offered subprotocol is served; serving ocpp2.1 ocpp2.0.1 ocpp1.6"),
+    (["OCPP1.6"], "no offered subprotocol is served; serving ocpp2.1 ocpp2.0.1 ocpp1.6"),
 ])
-def test_client_not_offering_ocpp16_is_400(gw, offered, reason):
-    response = upgrade(gw, "CP001", headers={"Sec-WebSocket-Protocol": offered})
-    assert_refused(response, 400, reason)
+def test_client_offering_no_served_version_is_upgraded_then_closed_1002(gw, offered, reason):
+    closed = closed_after_upgrade(gw, "CP001", offered)
+    assert (closed.code, closed.reason) == (1002, reason)
+
+
+def test_unserved_client_is_logged_with_its_cid_and_counted(gw):
+    since = gw.mark()
+    closed_after_upgrade(gw, "CP012", ["ocpp1.2"])
+    line = gw.wait_for_log(r"WARNING .*\[CP012\] connection from .* closed: no offered subprotocol", since=since)
+    assert "serving ocpp2.1 ocpp2.0.1 ocpp1.6" in line
+
+
+@pytest.mark.parametrize("offered, chosen", [
+    ("ocpp2.0.1", "ocpp2.0.1"), ("ocpp2.1", "ocpp2.1"), ("ocpp1.6, ocpp2.0.1", "ocpp2.0.1"),
+    ("ocpp1.6, ocpp2.0.1, ocpp2.1", "ocpp2.1"),
+])
+def test_the_first_version_of_the_gateways_preference_that_is_offered_is_echoed(gw, offered, chosen):
+    with connect_cp(gw, "CP011", subprotocols=[name.strip() for name in offered.split(",")]) as cp:
+        assert cp.subprotocol == chosen
+
+
+# -- 400: WebSocket headers -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("headers, reason", [
@@ -123,7 +150,7 @@ def test_chosen_subprotocol_is_echoed(gw):
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
         sock.sendall(upgrade_request("/ocpp/CP009", {
             "Authorization": gw.auth_header("CP009"), "Sec-WebSocket-Key": key,
-            "Sec-WebSocket-Protocol": "ocpp2.0.1, ocpp1.6, ocpp1.5"}))
+            "Sec-WebSocket-Protocol": "ocpp1.5, ocpp1.6, ocpp3"}))
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = sock.recv(4096)
@@ -138,7 +165,7 @@ def test_chosen_subprotocol_is_echoed(gw):
 
 
 def test_client_library_sees_ocpp16_chosen(gw):
-    with connect_cp(gw, "CP010", subprotocols=["ocpp2.0.1", "ocpp1.6"]) as cp:
+    with connect_cp(gw, "CP010", subprotocols=["ocpp1.5", "ocpp1.6"]) as cp:
         assert cp.subprotocol == "ocpp1.6"
         assert cp.response.headers["Sec-WebSocket-Protocol"] == "ocpp1.6"
 
@@ -156,15 +183,15 @@ def test_client_without_subprotocol_header_gets_in_when_not_required(lenient_gw,
         assert "Sec-WebSocket-Protocol" not in cp.response.headers
         cp.send('[2,"hb-1","Heartbeat",{}]')
         assert probe.expect_json(topics(gw, "CP001").call) == {
-            "MessageTypeId": 2, "UniqueId": "hb-1", "Action": "Heartbeat", "Payload": {}}
+            "MessageTypeId": 2, "UniqueId": "hb-1", "Action": "Heartbeat", "Payload": {},
+            "Protocol": "ocpp1.6"}
     event = probe.expect_json(topics(gw, "CP001").event, {"event": "connected"})
-    assert event["subprotocol"] is None
+    assert event["subprotocol"] is None and event["version"] == "ocpp1.6"
 
 
-def test_header_offering_only_other_protocols_is_refused_even_when_not_required(lenient_gw):
-    gw = lenient_gw
-    response = upgrade(gw, "CP001", headers={"Sec-WebSocket-Protocol": "ocpp2.0.1"})
-    assert_refused(response, 400, "no supported subprotocol offered; ocpp1.6 is required")
+def test_header_offering_only_other_protocols_is_closed_even_when_not_required(lenient_gw):
+    closed = closed_after_upgrade(lenient_gw, "CP001", ["ocpp1.5"])
+    assert (closed.code, closed.reason) == (1002, "no offered subprotocol is served; serving ocpp2.1 ocpp2.0.1 ocpp1.6")
 
 
 # -- 401 and 403: credentials -------------------------------------------------------------------
@@ -294,9 +321,9 @@ def test_cp_sending_no_frame_after_the_handshake_is_closed_after_idle_timeout(id
 
 def test_refused_handshake_publishes_nothing(gw, watch):
     probe = watch(gw)
-    for segment, headers in [("CP+1", {}), ("CP003", {"Authorization": None}),
-                             ("CP003", {"Sec-WebSocket-Protocol": None})]:
+    for segment, headers in [("CP+1", {}), ("CP003", {"Authorization": None})]:
         assert upgrade(gw, segment, headers=headers).status in (400, 401)
+    closed_after_upgrade(gw, "CP003", None)
     with connect_cp(gw, "CP004"):
         probe.expect_json(topics(gw, "CP004").event, {"event": "connected"})
     about_refused = [m for m in probe.drain() if "CP003" in m.topic + repr(m.payload) or "CP+1" in m.topic]

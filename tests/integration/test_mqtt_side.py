@@ -46,7 +46,7 @@ def test_default_topics_and_envelope_both_ways(start, watch):
     with connect_cp(gw, cid) as cp:
         cp.send('[2,"u1","BootNotification",{"chargePointVendor":"VendorX","chargePointModel":"ModelY"}]')
         up = probe.expect(f"ocpp/cp/{cid}", json_matches({"UniqueId": "u1"}))
-        assert up.json == {"MessageTypeId": 2, "UniqueId": "u1", "Action": "BootNotification",
+        assert up.json == {"MessageTypeId": 2, "Protocol": "ocpp1.6", "UniqueId": "u1", "Action": "BootNotification",
                            "Payload": BOOT_PAYLOAD}
         assert up.qos == 1 and not up.retain
 
@@ -59,7 +59,7 @@ def test_default_topics_and_envelope_both_ways(start, watch):
         assert recv_text(cp) == '[2,"g1","GetConfiguration",{"key":["HeartbeatInterval"]}]'
         cp.send('[3,"g1",{"configurationKey":[{"key":"HeartbeatInterval","readonly":false,"value":"60"}]}]')
         assert probe.expect_json(f"ocpp/cp/{cid}/Reply", {"UniqueId": "g1"}) == {
-            "MessageTypeId": 3, "UniqueId": "g1", "Action": "GetConfiguration",
+            "MessageTypeId": 3, "Protocol": "ocpp1.6", "UniqueId": "g1", "Action": "GetConfiguration",
             "Payload": {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "60"}]}}
 
         probe.publish(f"ocpp/cs/{cid}", {"MessageTypeId": 2, "UniqueId": "x1", "Action": "UnlockConnector",
@@ -67,7 +67,7 @@ def test_default_topics_and_envelope_both_ways(start, watch):
         assert recv_frame(cp) == [2, "x1", "UnlockConnector", {"connectorId": 1}]
         cp.send('[4,"x1","NotSupported","no lock",{}]')
         assert probe.expect_json(f"ocpp/cp/{cid}/Reply", {"UniqueId": "x1"}) == {
-            "MessageTypeId": 4, "UniqueId": "x1", "Action": "UnlockConnector", "ErrorCode": "NotSupported",
+            "MessageTypeId": 4, "Protocol": "ocpp1.6", "UniqueId": "x1", "Action": "UnlockConnector", "ErrorCode": "NotSupported",
             "ErrorDescription": "no lock", "ErrorDetails": {}}
 
         cp.send('[2,"a1","Authorize",{"idTag":"T1"}]')
@@ -122,10 +122,10 @@ ISO_MILLIS_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 def check_event(body: dict, gw, cid: str, event: str, reason: str, peer: str, started: datetime,
                 code: int | None = None) -> None:
-    fields = {"cid", "event", "reason", "peer", "username", "subprotocol", "gateway", "ts"}
+    fields = {"cid", "event", "reason", "peer", "username", "subprotocol", "version", "gateway", "ts"}
     assert set(body) == (fields if code is None else fields | {"code"})
     expected = {"cid": cid, "event": event, "reason": reason, "peer": peer, "username": cid,
-                "subprotocol": "ocpp1.6", "gateway": gw.client_id}
+                "subprotocol": "ocpp1.6", "version": "ocpp1.6", "gateway": gw.client_id}
     if code is not None:
         expected["code"] = code
     assert {key: value for key, value in body.items() if key != "ts"} == expected
@@ -194,7 +194,7 @@ def test_invalid_downstream_envelope_gets_gateway_error_with_its_unique_id(mqtt_
         assert answered_marker(cp) == []  # the CP got nothing
     error.pop("Action", None)  # the envelope was not read: its Action may or may not be known
     assert {key: value for key, value in error.items() if key != "ErrorDescription"} == {
-        "MessageTypeId": 4, "UniqueId": "bad-1", "ErrorCode": "FormationViolation",
+        "MessageTypeId": 4, "Protocol": "ocpp1.6", "UniqueId": "bad-1", "ErrorCode": "FormationViolation",
         "ErrorDetails": {"origin": "ocpp_gw", "reason": "invalid_envelope"}}
     if description is None:
         assert error["ErrorDescription"].startswith("envelope: not valid JSON")
@@ -247,7 +247,7 @@ def test_call_for_a_cp_that_did_not_come_back_within_offline_hold_gets_offline(h
     probe.publish(tp.dnstream, {"MessageTypeId": 2, "UniqueId": "off-1", "Action": "Reset",
                                 "Payload": {"type": "Soft"}})
     assert probe.expect_json(tp.error, {"UniqueId": "off-1"}, timeout=4) == {
-        "MessageTypeId": 4, "UniqueId": "off-1", "Action": "Reset", "ErrorCode": "InternalError",
+        "MessageTypeId": 4, "Protocol": "ocpp1.6", "UniqueId": "off-1", "Action": "Reset", "ErrorCode": "InternalError",
         "ErrorDescription": f"{cid} did not connect within 1s",
         "ErrorDetails": {"origin": "ocpp_gw", "reason": "offline", "action": "Reset"}}
 
@@ -298,7 +298,7 @@ def test_call_published_while_the_gateway_was_down_gets_offline_after_restart(st
                                 "Payload": {"type": "Soft"}})
     gw.start()
     assert probe.expect_json(tp.error, {"UniqueId": "down-1"}) == {
-        "MessageTypeId": 4, "UniqueId": "down-1", "Action": "Reset", "ErrorCode": "InternalError",
+        "MessageTypeId": 4, "Protocol": "ocpp1.6", "UniqueId": "down-1", "Action": "Reset", "ErrorCode": "InternalError",
         "ErrorDescription": f"{cid} is not connected",
         "ErrorDetails": {"origin": "ocpp_gw", "reason": "offline", "action": "Reset"}}
 
@@ -362,7 +362,7 @@ def test_mqtt5_end_to_end(start, watch, broker):
         assert recv_frame(cp) == [2, "r5", "Reset", {"type": "Soft"}]
         cp.send('[3,"r5",{"status":"Accepted"}]')
         assert probe.expect_json(tp.reply, {"UniqueId": "r5"}) == {
-            "MessageTypeId": 3, "UniqueId": "r5", "Action": "Reset", "Payload": {"status": "Accepted"}}
+            "MessageTypeId": 3, "Protocol": "ocpp1.6", "UniqueId": "r5", "Action": "Reset", "Payload": {"status": "Accepted"}}
     assert probe.expect_json(tp.event, {"event": "disconnected"})["reason"] == "closed by charge point (code 1000)"
     gw.stop()
     assert probe.expect(status_topic(gw)).payload == b"offline"

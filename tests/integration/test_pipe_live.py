@@ -34,7 +34,7 @@ def csms_result(unique_id: str, payload: dict) -> dict:
 
 
 def gateway_error(unique_id: str, action: str, reason: str, description: str) -> dict:
-    return {"MessageTypeId": 4, "UniqueId": unique_id, "Action": action, "ErrorCode": "InternalError",
+    return {"MessageTypeId": 4, "Protocol": "ocpp1.6", "UniqueId": unique_id, "Action": action, "ErrorCode": "InternalError",
             "ErrorDescription": description,
             "ErrorDetails": {"origin": "ocpp_gw", "reason": reason, "action": action}}
 
@@ -43,7 +43,7 @@ def boot(cp, probe, gateway, cid: str, unique_id: str = "boot-1") -> None:
     """The CP sends a BootNotification and the test sees it upstream: the pipe is now in CS_CALL."""
     cp.send(f'[2,"{unique_id}","BootNotification",{{"chargePointVendor":"V","chargePointModel":"M"}}]')
     assert probe.expect_json(topics(gateway, cid).call, {"UniqueId": unique_id}) == {
-        "MessageTypeId": 2, "UniqueId": unique_id, "Action": "BootNotification", "Payload": BOOT}
+        "MessageTypeId": 2, "Protocol": "ocpp1.6", "UniqueId": unique_id, "Action": "BootNotification", "Payload": BOOT}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_csms_calls_wait_while_a_cp_call_is_out_and_keep_their_order(pipe_gw, wa
         assert answered_marker(cp) == []  # one call out at a time: r2 waits for r1's answer
         cp.send('[3,"r1",{"status":"Accepted"}]')
         assert probe.expect_json(tp.reply, {"UniqueId": "r1"}) == {
-            "MessageTypeId": 3, "UniqueId": "r1", "Action": "Reset", "Payload": {"status": "Accepted"}}
+            "MessageTypeId": 3, "Protocol": "ocpp1.6", "UniqueId": "r1", "Action": "Reset", "Payload": {"status": "Accepted"}}
         assert recv_frame(cp) == [2, "r2", "GetConfiguration", {}]
 
 
@@ -99,7 +99,7 @@ def test_cp_call_while_a_csms_call_is_out_is_forwarded_and_the_answer_still_coun
         assert probe.expect_json(tp.call, {"UniqueId": "hb-1"})["Action"] == "Heartbeat"
         cp.send('[3,"c1",{"status":"Accepted"}]')
         assert probe.expect_json(tp.reply, {"UniqueId": "c1"}) == {
-            "MessageTypeId": 3, "UniqueId": "c1", "Action": "ChangeAvailability", "Payload": {"status": "Accepted"}}
+            "MessageTypeId": 3, "Protocol": "ocpp1.6", "UniqueId": "c1", "Action": "ChangeAvailability", "Payload": {"status": "Accepted"}}
         probe.publish(tp.dnstream, csms_result("hb-1", {"currentTime": "2024-01-01T00:00:00Z"}))
         assert recv_frame(cp) == [3, "hb-1", {"currentTime": "2024-01-01T00:00:00Z"}]
 
@@ -113,7 +113,7 @@ def test_cp_call_error_is_published_on_the_error_topic_with_the_action(pipe_gw, 
         assert recv_frame(cp)[:2] == [2, "e1"]
         cp.send('[4,"e1","NotSupported","no lock",{"why":"none"}]')
         assert probe.expect_json(tp.error, {"UniqueId": "e1"}) == {
-            "MessageTypeId": 4, "UniqueId": "e1", "Action": "UnlockConnector", "ErrorCode": "NotSupported",
+            "MessageTypeId": 4, "Protocol": "ocpp1.6", "UniqueId": "e1", "Action": "UnlockConnector", "ErrorCode": "NotSupported",
             "ErrorDescription": "no lock", "ErrorDetails": {"why": "none"}}
 
 
@@ -136,7 +136,7 @@ def test_csms_call_timeout_is_reported_with_its_action_and_a_late_answer_still_g
 
         cp.send('[3,"t1",{"status":"Accepted"}]')  # late, and after another call went out
         assert probe.expect_json(tp.reply, {"UniqueId": "t1"}) == {
-            "MessageTypeId": 3, "UniqueId": "t1", "Action": "Reset", "Payload": {"status": "Accepted"}}
+            "MessageTypeId": 3, "Protocol": "ocpp1.6", "UniqueId": "t1", "Action": "Reset", "Payload": {"status": "Accepted"}}
         cp.send('[3,"t2",{"configurationKey":[]}]')
         assert probe.expect_json(tp.reply, {"UniqueId": "t2"})["Action"] == "GetConfiguration"
 

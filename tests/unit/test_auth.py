@@ -213,7 +213,10 @@ def test_reload_picks_up_a_changed_file(passwd_file: Path, cp001_hash: str) -> N
 
 BAD_FILES = [
     ("CP003\n", 1, "expected cid:hash"),
-    ("# ok\nCP003:{hash}:1:extra\n", 2, "expected cid:hash"),
+    ("# ok\nCP003:{hash}:1:ocpp1.6:extra\n", 2, "expected cid:hash"),
+    ("# ok\nCP003:{hash}:1:extra\n", 2, "unknown OCPP version 'extra'"),
+    ("CP003:{hash}:1:ocpp1.6,ocpp1.6\n", 1, "named twice"),
+    ("CP003:{hash}:1:\n", 1, "names no version"),
     ("CP003:{hash}\nCP+4:{hash}\n", 2, "'+'"),
     ("CP003:{hash}\n:{hash}\n", 2, "empty"),
     ("CP003:plain-text-password\n", 1, "unrecognised password hash"),
@@ -269,7 +272,7 @@ def test_file_backend_drives_authorize(passwd_file: Path) -> None:
             f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
             f"Sec-WebSocket-Protocol: ocpp1.6\r\nAuthorization: Basic {token}\r\n\r\n"
         ).encode()
-        return parse_request(raw, path_prefix="/ocpp", fail_if_no_subprotocol=True)
+        return parse_request(raw, path_prefix="/ocpp")
 
     assert authorize(request("CP001", "CP001", "s3cret-pass"), backend, must_match_cid=True) is None
     assert authorize(request("CP001", "CP001", "wrong"), backend, must_match_cid=True).status == 401
@@ -291,7 +294,7 @@ def test_no_auth_makes_authorize_allow_a_request_without_credentials() -> None:
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         b"Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
     )
-    req = parse_request(raw, path_prefix="/ocpp", fail_if_no_subprotocol=True)
+    req = parse_request(raw, path_prefix="/ocpp")
     assert not isinstance(req, Refusal)
     assert authorize(req, NoAuth(), must_match_cid=True) is None
 
@@ -592,3 +595,53 @@ def test_a_changed_password_in_the_file_invalidates_what_was_remembered(tmp_path
     backend.reload()
     assert not backend.authenticate("CP1", "old-password")
     assert backend.authenticate("CP1", "new-password")
+
+
+# OCPP versions per charge point (SPEC §9): an optional 4th field
+
+
+def test_a_line_without_versions_allows_every_served_version(tmp_path, cp001_hash):
+    path = tmp_path / "passwd"
+    path.write_text(f"CP001:{cp001_hash}\nCP002:{cp001_hash}:2\n")
+    backend = FileBackend(str(path))
+    assert backend.versions("CP001") is None and backend.versions("CP002") is None
+
+
+def test_the_versions_field_restricts_a_charge_point_and_may_leave_the_profile_default(tmp_path, cp001_hash):
+    path = tmp_path / "passwd"
+    path.write_text(f"CP001:{cp001_hash}:2:ocpp1.6\nCP002:{cp001_hash}::ocpp2.0.1,ocpp1.6\n")
+    backend = FileBackend(str(path))
+    assert backend.versions("CP001") == {"ocpp1.6"} and backend.profile("CP001") == 2
+    assert backend.versions("CP002") == {"ocpp2.0.1", "ocpp1.6"} and backend.profile("CP002") == 1
+    assert backend.versions("CP404") is None
+
+
+def test_replacing_a_password_or_profile_keeps_the_versions_restriction(tmp_path, cp001_hash):
+    path = tmp_path / "passwd"
+    path.write_text(f"CP001:{cp001_hash}::ocpp1.6\n")
+    credentials_file.add_user(str(path), "CP001", "another-password")
+    assert credentials_file.load_credentials(str(path))["CP001"].versions == {"ocpp1.6"}
+    credentials_file.set_profile(str(path), "CP001", 2)
+    entry = credentials_file.load_credentials(str(path))["CP001"]
+    assert (entry.profile, entry.versions) == (2, {"ocpp1.6"})
+    credentials_file.add_user(str(path), "CP001", "third-password", 3)
+    entry = credentials_file.load_credentials(str(path))["CP001"]
+    assert (entry.profile, entry.versions) == (3, {"ocpp1.6"})
+
+
+def test_passwd_add_sets_and_lifts_a_versions_restriction(tmp_path, monkeypatch):
+    path = tmp_path / "passwd"
+    monkeypatch.setattr("sys.stdin", io.StringIO("first-password\n"))
+    assert passwd_main(["add", "CP001", "--password-stdin", "--versions", "ocpp2.0.1 ocpp1.6", "--file", str(path)]) == 0
+    assert credentials_file.load_credentials(str(path))["CP001"].versions == {"ocpp2.0.1", "ocpp1.6"}
+    assert path.read_text().split(":")[2:] == ["", "ocpp2.0.1,ocpp1.6\n"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("second-password\n"))
+    assert passwd_main(["add", "CP001", "--password-stdin", "--versions", "any", "--file", str(path)]) == 0
+    assert credentials_file.load_credentials(str(path))["CP001"].versions is None
+
+
+def test_passwd_add_refuses_an_unknown_version(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-password\n"))
+    path = tmp_path / "passwd"
+    assert passwd_main(["add", "CP001", "--password-stdin", "--versions", "ocpp2.0", "--file", str(path)]) == 2
+    assert "unknown OCPP version 'ocpp2.0'" in capsys.readouterr().err

@@ -49,7 +49,7 @@ USERS = {"CP1": ("pw1", 1), "CP2": ("pw2", 2), "CP3": ("pw3", 3)}
 
 def request(cid: str, authorization: str | None = None):
     headers = {"Authorization": authorization} if authorization else {}
-    parsed = parse_request(request_bytes(f"/ocpp/{cid}", headers), path_prefix="/ocpp", fail_if_no_subprotocol=True)
+    parsed = parse_request(request_bytes(f"/ocpp/{cid}", headers), path_prefix="/ocpp")
     assert not isinstance(parsed, Refusal)
     return parsed
 

@@ -4,8 +4,11 @@ A case builds a request from defaults (a valid request for CP001 with ocpp1.6 an
 overrides: `request_line`, `target`, `headers` (null removes one), `extra_lines` (raw header lines appended),
 `auth` ([user, password] or null), `raw` / `raw_repeat` (the whole request), `pad_bytes` / `pad_to_total`.
 Options: `path_prefix`, `fail_if_no_subprotocol`, `must_match_cid`, `backend` (file | none | broken),
-`backend_users`. Expectations: `expect` ("accept" or a status), `reason_contains`, `refusal_headers`, `cid`,
-`subprotocol`, `subprotocols`, `username`, `header_values`.
+`backend_users`, and for the version negotiation (SPEC §9) `versions` (served, in preference order),
+`default_version`, `bare`, `allowed` (the CP's restriction from the credentials file).
+Expectations: `expect` ("accept", "close" = upgrade without subprotocol then close 1002, or a status),
+`reason_contains`, `refusal_headers`, `cid`, `subprotocol` (echoed), `version` (negotiated), `subprotocols`,
+`username`, `header_values`.
 """
 
 from __future__ import annotations
@@ -22,13 +25,17 @@ from ocpp_gw.protocol.handshake import (
     UpgradeRequest,
     authorize,
     check_cid,
-    choose_subprotocol,
+    Negotiated,
+    NoVersion,
+    VersionPolicy,
     find_header_end,
     parse_basic_auth,
     parse_request,
+    negotiate,
     too_large,
 )
 from ocpp_gw.protocol.identity import cid_problem
+from ocpp_gw.protocol.versions import VERSIONS
 
 CASE_DIR = Path(__file__).parent.parent / "data" / "handshake"
 USERS = {"CP001": "s3cret-pass", "CP002": "a:b:c"}
@@ -115,28 +122,48 @@ def make_backend(case: dict):
     return DictBackend(case.get("backend_users", USERS))
 
 
-def run_case(case: dict) -> UpgradeRequest | Refusal:
-    result = parse_request(
-        build_request(case),
-        path_prefix=case.get("path_prefix", "/ocpp"),
-        fail_if_no_subprotocol=case.get("fail_if_no_subprotocol", True),
-    )
+def policy_of(case: dict) -> VersionPolicy:
+    served = tuple(VERSIONS[name] for name in case.get("versions", ["ocpp2.1", "ocpp2.0.1", "ocpp1.6"]))
+    why = ""
+    if case.get("bare"):
+        served, why = tuple(v for v in served if v.bare_mode), "with the bare MQTT payload format"
+    return VersionPolicy(served, VERSIONS[case.get("default_version", "ocpp1.6")],
+                         case.get("fail_if_no_subprotocol", True), why)
+
+
+def run_case(case: dict) -> tuple[UpgradeRequest, Negotiated | NoVersion] | Refusal:
+    result = parse_request(build_request(case), path_prefix=case.get("path_prefix", "/ocpp"))
     if isinstance(result, Refusal):
         return result
     refusal = authorize(result, make_backend(case), must_match_cid=case.get("must_match_cid", True))
-    return refusal or result
+    if refusal is not None:
+        return refusal
+    allowed = frozenset(case["allowed"]) if "allowed" in case else None
+    return result, negotiate(result.subprotocols, policy_of(case), allowed)
 
 
 @pytest.mark.parametrize("case", load_cases())
 def test_handshake_case(case: dict) -> None:
     result = run_case(case)
-    if case["expect"] == "accept":
-        assert isinstance(result, UpgradeRequest), result
-        for attribute in ("cid", "subprotocol", "subprotocols", "username"):
+    if case["expect"] == "close":
+        assert not isinstance(result, Refusal), result
+        outcome = result[1]
+        assert isinstance(outcome, NoVersion), outcome
+        assert case.get("reason_contains", "") in outcome.reason
+        assert len(outcome.reason.encode()) <= 123   # it must fit a close frame
+    elif case["expect"] == "accept":
+        assert not isinstance(result, Refusal), result
+        request, outcome = result
+        assert isinstance(outcome, Negotiated), outcome
+        for attribute in ("cid", "subprotocols", "username"):
             if attribute in case:
-                assert getattr(result, attribute) == case[attribute]
+                assert getattr(request, attribute) == case[attribute]
+        if "subprotocol" in case:
+            assert outcome.echo == case["subprotocol"]
+        if "version" in case:
+            assert outcome.version.subprotocol == case["version"]
         for name, value in case.get("header_values", {}).items():
-            assert result.header(name) == value
+            assert request.header(name) == value
     else:
         assert isinstance(result, Refusal), result
         assert result.status == case["expect"], result.reason
@@ -246,7 +273,7 @@ def test_find_header_end_points_just_past_the_blank_line(buf: bytes, end: int) -
 
 def test_bytes_after_the_header_block_are_ignored() -> None:
     raw = build_request({}) + b"\x81\x05hello"
-    assert isinstance(parse_request(raw, path_prefix="/ocpp", fail_if_no_subprotocol=True), UpgradeRequest)
+    assert isinstance(parse_request(raw, path_prefix="/ocpp"), UpgradeRequest)
 
 
 def test_max_request_bytes_is_8192() -> None:
@@ -258,19 +285,19 @@ def test_max_request_bytes_is_8192() -> None:
 
 def test_parsed_request_carries_every_field() -> None:
     raw = build_request({"target": "/ocpp/CP001?fw=2"})
-    req = parse_request(raw, path_prefix="/ocpp", fail_if_no_subprotocol=True)
+    req = parse_request(raw, path_prefix="/ocpp")
     assert isinstance(req, UpgradeRequest)
     assert (req.method, req.target, req.path, req.cid) == ("GET", "/ocpp/CP001?fw=2", "/ocpp/CP001", "CP001")
     assert (req.username, req.password) == ("CP001", "s3cret-pass")
     assert req.key == "dGhlIHNhbXBsZSBub25jZQ=="
-    assert req.subprotocols == ["ocpp1.6"] and req.subprotocol == "ocpp1.6"
+    assert req.subprotocols == ["ocpp1.6"]
     assert req.headers["host"] == "gw.example:33033"
     assert req.header("SEC-WEBSOCKET-VERSION") == "13"
     assert req.header("X-Missing") is None
 
 
 def test_request_repr_hides_password_and_authorization() -> None:
-    req = parse_request(build_request({}), path_prefix="/ocpp", fail_if_no_subprotocol=True)
+    req = parse_request(build_request({}), path_prefix="/ocpp")
     text = repr(req)
     assert "s3cret-pass" not in text
     assert "Q1AwMDE6" not in text
@@ -279,21 +306,21 @@ def test_request_repr_hides_password_and_authorization() -> None:
 
 def test_malformed_authorization_leaves_credentials_empty() -> None:
     req = parse_request(
-        build_request({"headers": {"Authorization": "Bearer x"}}), path_prefix="/ocpp", fail_if_no_subprotocol=True
+        build_request({"headers": {"Authorization": "Bearer x"}}), path_prefix="/ocpp"
     )
     assert isinstance(req, UpgradeRequest)
     assert (req.username, req.password) == (None, None)
 
 
 def test_authorize_passes_cid_and_peer_to_the_backend() -> None:
-    req = parse_request(build_request({}), path_prefix="/ocpp", fail_if_no_subprotocol=True)
+    req = parse_request(build_request({}), path_prefix="/ocpp")
     backend = DictBackend(USERS)
     assert authorize(req, backend, must_match_cid=True, peer="192.0.2.7:50000") is None
     assert backend.calls == [("CP001", "s3cret-pass", "CP001", "192.0.2.7:50000")]
 
 
 def test_authorize_does_not_call_the_backend_without_credentials() -> None:
-    req = parse_request(build_request({"auth": None}), path_prefix="/ocpp", fail_if_no_subprotocol=True)
+    req = parse_request(build_request({"auth": None}), path_prefix="/ocpp")
     backend = DictBackend(USERS)
     assert authorize(req, backend, must_match_cid=True).status == 401
     assert backend.calls == []
@@ -324,31 +351,6 @@ def test_cid_problem_accepts_a_plain_id() -> None:
     assert cid_problem("CP001") is None
 
 
-# choose_subprotocol
-
-
-@pytest.mark.parametrize(
-    ("offered", "fail_if_absent", "expected"),
-    [
-        (["ocpp1.6"], True, "ocpp1.6"),
-        (["ocpp2.0.1", "ocpp1.6"], True, "ocpp1.6"),
-        (["ocpp1.6"], False, "ocpp1.6"),
-        (None, False, None),
-        (None, True, 400),
-        ([], True, 400),
-        ([], False, 400),
-        (["ocpp2.0.1"], False, 400),
-        (["OCPP1.6"], True, 400),
-    ],
-)
-def test_choose_subprotocol(offered, fail_if_absent, expected) -> None:
-    result = choose_subprotocol(offered, fail_if_absent)
-    if expected == 400:
-        assert isinstance(result, Refusal) and result.status == 400
-    else:
-        assert result == expected
-
-
 # parse_basic_auth
 
 
@@ -376,3 +378,23 @@ def test_choose_subprotocol(offered, fail_if_absent, expected) -> None:
 )
 def test_parse_basic_auth(value: str, expected) -> None:
     assert parse_basic_auth(value) == expected
+
+
+# identity (SPEC §3, §9): what a 2.x identity may hold but a cid may not, and why
+
+
+@pytest.mark.parametrize("character, why", [
+    ("+", "MQTT single-level wildcard"), ("#", "MQTT multi-level wildcard"),
+    ("/", "separates MQTT topic levels"), (":", "HTTP Basic authentication")])
+def test_a_refused_cid_character_is_named_with_the_reason(character, why) -> None:
+    problem = cid_problem(f"CP{character}1")
+    assert problem.startswith(f"cid must not contain {character!r}: ") and why in problem
+
+
+def test_every_other_character_of_the_2x_identity_set_is_accepted() -> None:
+    assert cid_problem("aZ09*-_=|@.") is None
+
+
+def test_an_identity_of_48_characters_is_accepted_and_49_refused() -> None:
+    assert cid_problem("C" * 48) is None
+    assert "at most 48" in cid_problem("C" * 49)

@@ -355,7 +355,12 @@ SPEC_DEFAULTS = {
     "ocpp.upstream.topic": "cp/${cid}", "ocpp.upstream.reply_topic": "cp/${cid}/Reply",
     "ocpp.upstream.error_topic": "cp/${cid}/Reply", "ocpp.upstream.qos": 1, "ocpp.dnstream.topic": "cs/${cid}",
     "ocpp.dnstream.channels": (), "ocpp.dnstream.max_mqueue_len": 100, "ocpp.dnstream.offline_hold": 60.0, "ocpp.events.topic": "events/${cid}",
-    "ocpp.payload_format": "envelope", "mqtt.server": ("127.0.0.1", 1883), "mqtt.username": None,
+    "ocpp.payload_format": "envelope",
+    # SPEC §9
+    "ocpp.versions": ("ocpp2.1", "ocpp2.0.1", "ocpp1.6"), "ocpp.default_version": "ocpp1.6",
+    **{f"{name}.{version}": None for version in ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
+       for name in ("ocpp.upstream.topic", "ocpp.upstream.reply_topic", "ocpp.upstream.error_topic")},
+    "mqtt.server": ("127.0.0.1", 1883), "mqtt.username": None,
     "mqtt.password": None, "mqtt.protocol": "3.1.1", "mqtt.keepalive": 30.0, "mqtt.session_expiry": 3600.0,
     "mqtt.ssl.cafile": None, "mqtt.ssl.certfile": None, "mqtt.ssl.keyfile": None,
     "mqtt.max_queued_messages": 10000, "auth.backend": "file", "auth.file": "/etc/ocpp_gw/passwd",

@@ -178,3 +178,16 @@ def test_a_topic_rendered_for_a_cp_matches_its_subscription_template():
     template = Template(EMQX_DN, "ocpp/")
     assert template.subscription("CP001") == "ocpp/CP001/dn/+/+/+"
     assert template.match(template.render("CP001", "Reset", "9", "request"))["cid"] == "CP001"
+
+
+# ${version} (SPEC §9)
+
+
+def test_version_placeholder_renders_the_subprotocol():
+    assert Template("cp/${version}/${cid}", "ocpp/").render("CP1", version="ocpp2.0.1") == "ocpp/cp/ocpp2.0.1/CP1"
+
+
+def test_version_placeholder_is_subscribed_as_a_wildcard_and_read_back():
+    template = Template("cs/${version}/${cid}")
+    assert template.subscription("CP1") == "cs/+/CP1"
+    assert template.match("cs/ocpp2.1/CP1") == {"version": "ocpp2.1", "cid": "CP1"}

@@ -207,6 +207,7 @@
       el("td", { class: "num" }, c.queue_depth),
       el("td", { class: "num" }, c.messages_in),
       el("td", { class: "num" }, c.messages_out),
+      el("td", {}, c.version || "–"),
       el("td", {}, kickButton(c.cid)),
     ));
     const recent = gone.filter((g) => !connected.has(g.cid) && match(g.cid)).map((g) => el("tr", { "data-cid": g.cid, class: "gone" },
@@ -218,6 +219,7 @@
       el("td", { class: "num" }, "–"),
       el("td", { class: "num" }, g.messages_in),
       el("td", { class: "num" }, g.messages_out),
+      el("td", {}, g.version || "–"),
       el("td", { class: "muted small" }, ago(g.disconnected_at)),
     ));
     fill($("chargers").tBodies[0], [...rows, ...recent]);
@@ -264,7 +266,8 @@
     const pairs = [
       ["Peer", info.peer],
       ["User name", info.username || "–"],
-      ["Subprotocol", info.subprotocol || "–"],
+      ["OCPP version", info.version || "–"],
+      ["Subprotocol", info.subprotocol || "– (no header: the default version)"],
       ["Connected since", `${clock(info.connected_at)} (${ago(info.connected_at)})`],
     ];
     if (!live) pairs.push(["Disconnected", `${clock(info.disconnected_at)} (${ago(info.disconnected_at)}): ${info.reason}`]);
