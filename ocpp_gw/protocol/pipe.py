@@ -530,7 +530,7 @@ class Pipe:
                    call.action)
         self.stats.incr(f"refused.{reason}")
         self._to_csms(gateway_error(call.unique_id, reason, description, call.action,
-                                    version=self.version, **details),
+                                    version=self.version),
                       call.action, channel)
 
     # -- sending CSMS calls to the CP --------------------------------------------------------

@@ -33,7 +33,7 @@ def billing(gateway, cid: str) -> str:
 
 
 def not_allowed(unique_id: str, action: str | None, description: str) -> dict:
-    error = {"MessageTypeId": 4, "UniqueId": unique_id, "ErrorCode": "SecurityError", "ErrorDescription": description,
+    error = {"MessageTypeId": 4, "Protocol": "ocpp1.6", "UniqueId": unique_id, "ErrorCode": "SecurityError", "ErrorDescription": description,
              "ErrorDetails": {"origin": "ocpp_gw", "reason": "not_allowed"}}
     if action is not None:
         error["Action"] = action
@@ -50,7 +50,7 @@ def test_an_allowed_channel_call_reaches_the_cp_and_its_answer_goes_to_the_chann
         assert recv_frame(cp) == [2, "bill-1", "RemoteStartTransaction", START]
         cp.send('[3,"bill-1",{"status":"Accepted"}]')
         assert probe.expect_json(f"{billing(channel_gw, cid)}/Reply") == {
-            "MessageTypeId": 3, "UniqueId": "bill-1", "Action": "RemoteStartTransaction",
+            "MessageTypeId": 3, "Protocol": "ocpp1.6", "UniqueId": "bill-1", "Action": "RemoteStartTransaction",
             "Payload": {"status": "Accepted"}}
         probe.expect_none(topics(channel_gw, cid).upstream, within=0.3)
 

@@ -125,7 +125,7 @@ def check_request(raw: bytes) -> None:
         return
     assert isinstance(result, UpgradeRequest)
     assert identity.cid_problem(result.cid) is None
-    assert result.subprotocol == "ocpp1.6"
+    assert result.subprotocols is None or all(result.subprotocols)  # the version is negotiated later
     assert len(base64.b64decode(result.key)) == 16
     assert result.password is None or "password" not in repr(result)
 
