@@ -114,9 +114,14 @@ def plot(runs: dict, path) -> bool:
     colours = {"none": "tab:gray", "file": "tab:red", "scrypt": "tab:purple"}
     for variant in next(iter(runs.values())):
         points = [(int(n), median_last(by[variant])) for n, by in runs.items()]
+        unfinished = [(int(n), max(r.get("last") or 0 for r in by[variant])) for n, by in runs.items()
+                      if by[variant] and median_last(by[variant]) is None]
         points = [(n, t) for n, t in points if t]
         if points:
             axis.plot(*zip(*points), marker="s", color=colours[variant], label=f"gateway, {LABELS[variant]}")
+        if unfinished:
+            axis.plot(*zip(*unfinished), marker="x", markersize=10, linestyle="none", color=colours[variant],
+                      label=f"gateway, {LABELS[variant]}: not all booted by then")
     axis.set(xlabel="charge points (N)", ylabel="seconds until all booted", title="Connection storm after a restart")
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
