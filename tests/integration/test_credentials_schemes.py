@@ -13,7 +13,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.helpers.gateway import ROOT, basic_auth
+from tools.harness.gateway import ROOT, basic_auth
 
 OLD_FILE = ROOT / "tests" / "data" / "credentials" / "passwd-written-before-machine-made-hashes"
 OLD_PASSWORDS = {"CP-OLD-1": "operator chosen pw 1", "CP-OLD-2": "Tr0ub4dor&3:with:colons",
