@@ -150,10 +150,13 @@ test-packaging: deps-test deps-deb $(TEST_INSTALL)
 
 # Benchmarks of issue 7 (docs/performance.md), not part of `make test`: gateway vs a mobilityhouse `ocpp`
 # central system, same load, same run. `make bench BENCH_ARGS=--quick` is a smoke check under a minute.
+# Then the storm with and without per-CP credentials on the gateway (issue 17), with --quick and
+# --update-doc passed on.
 BENCH_ARGS ?=
 bench: deps-run $(TEST_INSTALL)
 	@[ -x $(VENV)/bin/py-spy ] || $(VENV_PY) -m pip install -q -e '.[test,bench]'
 	$(VENV_PY) -m bench $(BENCH_ARGS)
+	$(VENV_PY) -m bench.storm_auth --rounds 2 --set storm_timeout=300 $(filter --quick --update-doc,$(BENCH_ARGS))
 
 clean:
 	@rm -rf build dist ./*.egg-info .pytest_cache .hypothesis $(RUN_DIR) $(NODE_DIR)/node_modules

@@ -1,8 +1,11 @@
 """Per-CP credentials for the load: deterministic passwords and a cached credentials file.
 
 Every simulated CP `BENCH00000`… has its own password, derived from a random seed kept in
-bench/.cache/, so load generators compute passwords without reading anything. The credentials file
-(`cid:hash` lines of ocpp_gw.auth.hash_password) is made once and extended when more CPs are needed:
+bench/.cache/, so load generators compute passwords without reading anything. The passwords are
+24 machine-made characters, like the ones `ocpp-gw passwd add --generate` issues. Two credentials
+files are kept: `passwd-machine-made` stores them as the gateway stores a machine-made secret
+(`ocpp_gw.auth.hash_machine_made`), `passwd` as it stores a password a person chose
+(`ocpp_gw.auth.hash_password`, scrypt). Each is made once and extended when more CPs are needed:
 one scrypt hash costs ~17 ms, 10,000 of them minutes.
 """
 
@@ -47,9 +50,15 @@ def load_seed(path: Path | None = None) -> bytes:
     return bytes.fromhex((path or seed_file()).read_text().strip())
 
 
-def credentials_file(count: int) -> Path:
-    """bench/.cache/passwd holding at least BENCH00000…cid(count-1); hashes only what is missing."""
-    path = CACHE / "passwd"
+# --auth choice → (file in bench/.cache/, how its lines are hashed)
+SCHEMES = {"file": ("passwd-machine-made", "machine-made"), "scrypt": ("passwd", "scrypt")}
+
+
+def credentials_file(count: int, auth: str = "file") -> Path:
+    """The credentials file of `auth` (see SCHEMES) holding at least BENCH00000…cid(count-1); hashes
+    only what is missing."""
+    name, scheme = SCHEMES[auth]
+    path = CACHE / name
     seed = load_seed()
     lines = path.read_text().splitlines() if path.exists() else []
     have = {line.split(":", 1)[0] for line in lines if line}
@@ -58,7 +67,8 @@ def credentials_file(count: int) -> Path:
         return path
     print(f"bench: hashing {len(missing)} passwords once (cached in {path})", flush=True)
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        hashes = list(pool.map(_hash, [password(seed, c) for c in missing], chunksize=64))
+        hasher = _hash if scheme == "scrypt" else _hash_machine_made
+        hashes = list(pool.map(hasher, [password(seed, c) for c in missing], chunksize=64))
     lines += [f"{c}:{h}" for c, h in zip(missing, hashes)]
     temporary = path.with_suffix(".tmp")
     temporary.write_text("".join(line + "\n" for line in lines))
@@ -70,3 +80,8 @@ def credentials_file(count: int) -> Path:
 def _hash(secret: str) -> str:
     from ocpp_gw.auth import hash_password
     return hash_password(secret)
+
+
+def _hash_machine_made(secret: str) -> str:
+    from ocpp_gw.auth import hash_machine_made
+    return hash_machine_made(secret)

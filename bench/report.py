@@ -13,7 +13,7 @@ HEADINGS = {"gateway": "gateway", "adapter": "gateway + adapter", "baseline": "b
 FAILED = "failed"
 
 
-def _fmt(value, unit: str = "") -> str:
+def fmt(value, unit: str = "") -> str:
     if value is None:
         return "–"
     if isinstance(value, str):
@@ -97,7 +97,7 @@ def markdown_table(results: dict) -> str:
         quotients = [ratio(values[t], baseline) if compare and all(isinstance(v, (int, float))
                                                                    for v in (values[t], baseline)) else None
                      for t in compared]
-        cells = [_fmt(values[t]) for t in compared] + [_fmt(baseline)] + [_fmt(q, "×") for q in quotients]
+        cells = [fmt(values[t]) for t in compared] + [fmt(baseline)] + [fmt(q, "×") for q in quotients]
         # The targets are the gateway's (issue 7); they say nothing about the adapter.
         shown_target = target if "gateway" in compared else ""
         lines.append(f"| {figure} | {metric} | " + " | ".join(cells) + f" | {shown_target} |")

@@ -25,9 +25,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small N, a smoke check (under a minute)")
     parser.add_argument("--only", action="append", metavar="FIGURE",
                         help=f"run only this figure ({', '.join(FIGURES)} or 1-5); may be repeated")
-    parser.add_argument("--auth", choices=("file", "none"), default="file",
-                        help="file: per-CP Basic credentials checked by both servers (default); "
-                             "none: neither checks them (isolates the servers from the password hash)")
+    parser.add_argument("--auth", choices=("file", "scrypt", "none"), default="file",
+                        help="file: per-CP Basic credentials checked by both servers, generated secrets stored "
+                             "as the gateway stores machine-made ones (default); scrypt: the same passwords "
+                             "stored as operator-chosen ones (scrypt); none: neither checks them")
     parser.add_argument("--target", choices=("gateway", "adapter", "baseline"), action="append",
                         help="measure only this target (default gateway and baseline); adapter: the baseline's "
                              "ocpp-library central system served through the gateway by ocpp_gw.backend")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if fd_limit < largest + 1000:
         print(f"bench: warning: the open-files limit ({fd_limit}) is tight for {largest} connections", flush=True)
     credentials.seed_file()
-    passwd = credentials.credentials_file(largest) if args.auth == "file" else None
+    passwd = credentials.credentials_file(largest, args.auth) if args.auth != "none" else None
     targets = {"gateway": GatewayTarget(passwd, args.gateway_switch_interval),
                "adapter": GatewayTarget(passwd, args.gateway_switch_interval, adapter=True),
                "baseline": BaselineTarget(passwd)}

@@ -18,18 +18,20 @@ status refuses (401). Only yeses are cached (`auth.http.cache_ttl`), keyed by a 
 password. No proxy from the environment is used: passwords go to the configured URL and nowhere else.
 
 Credentials file: one `cid:hash[:profile]` line per charge point, `#` comments and blank lines allowed; the profile
-(OCPP security profile 1–3) defaults to 1. Hashes are salted scrypt (`hashlib.scrypt`), self-describing:
-`scrypt$<n>$<r>$<p>$<salt base64>$<hash base64>`, so parameters can change without invalidating old lines.
+(OCPP security profile 1–3) defaults to 1. Hashes are self-describing, so parameters can change without
+invalidating old lines: salted scrypt (`scrypt$<n>$<r>$<p>$<salt base64>$<hash base64>`) for secrets a person
+chose, salted HMAC-SHA-256 (`hmac-sha256$<salt base64>$<hash base64>`) for secrets a machine made; the scheme is
+chosen when the line is written (docs/security.md).
 """
 
 from .backends import FileBackend, HttpBackend, NoAuth, make_backend
-from .credentials_file import (DEFAULT_FILE, FILE_MODE, Credential, CredentialsError, add_user, load_credentials,
-                               parse_credentials, remove_user, set_profile)
+from .credentials_file import (DEFAULT_FILE, FILE_MODE, Credential, CredentialsError, add_user, import_users,
+                               load_credentials, parse_credentials, remove_user, set_profile)
 from .passwd import passwd_main
-from .passwords import generate_password, hash_password, verify
+from .passwords import generate_password, hash_machine_made, hash_password, scheme_of, verify
 
 __all__ = [
     "DEFAULT_FILE", "FILE_MODE", "Credential", "CredentialsError", "FileBackend", "HttpBackend", "NoAuth",
-    "add_user", "generate_password", "hash_password", "load_credentials", "make_backend", "parse_credentials",
-    "passwd_main", "remove_user", "set_profile", "verify",
+    "add_user", "generate_password", "hash_machine_made", "hash_password", "import_users", "load_credentials",
+    "make_backend", "parse_credentials", "passwd_main", "remove_user", "scheme_of", "set_profile", "verify",
 ]

@@ -9,22 +9,30 @@ changes only how bytes are moved, never which:
   length, the body); here one read of up to 64 KiB serves them from a buffer;
 - on a plain TCP connection, reads, writes and the wake-up byte paho sends itself for every queued
   packet go through :mod:`ocpp_gw.netio.gil_io`, keeping the GIL (they cannot block: the sockets are
-  non-blocking). TLS connections keep paho's own calls.
+  non-blocking). TLS connections keep paho's own calls;
+- on a plain TCP connection a PUBLISH or PUBACK is sent at once by the thread that queues it, when
+  nothing is queued before it and no other thread is writing: a connection thread's upstream publish
+  no longer wakes paho's thread, and paho's thread sends its PUBACK in the same pass instead of
+  waking itself for it. Everything else (and whatever cannot be sent whole at once) goes the usual
+  way, through paho's thread, in order.
 
 paho's network loop waits in ``select.select()``, which cannot watch a descriptor numbered 1024 or
 more: with two descriptors per charge point, an MQTT reconnect while a few hundred CPs are connected
 gets such a number, and paho then never connects again (reproduced: a socket on descriptor 1105 never
 got its CONNACK). :func:`use_poll_in_paho` gives paho a ``select`` that waits with ``poll()``.
 
-It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send``, ``_sockpairW``,
-``_call_socket_register_write``, ``_thread`` and its use of ``select.select``; this is the only module
-that names them. ``tests/unit/test_library_internals.py`` checks that paho still has every one, so an
-upgrade that renames them fails a test naming the member instead of silently turning this off.
+It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send``, ``_sockpairW``, ``_sockpairR``,
+``_call_socket_register_write``, ``_thread``, ``_packet_queue``, ``_packet_write``, ``_out_packet``,
+``_msgtime_mutex``, ``_last_msg_out``, ``MQTTMessageInfo._set_as_published`` and its use of
+``select.select``; this is the only module that names them. ``tests/unit/test_library_internals.py`` checks
+that paho still has every one, so an upgrade that renames them fails a test naming the member instead of
+silently turning this off.
 """
 
 from __future__ import annotations
 
 import select
+import threading
 import types
 
 import paho.mqtt.client as mqtt
@@ -93,11 +101,39 @@ class _Waker:
         return self._fd
 
 
+class _Drain:
+    """paho's wake-up socket (the read end), emptied keeping the GIL."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._buffer = gil_io.receive_buffer(4096)
+
+    def recv(self, _size: int) -> bytes:
+        data = gil_io.recv_nowait(self._fd, self._buffer)
+        if data is None:
+            raise BlockingIOError
+        return data
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+# Packets a thread may send at once when first in line (see the module docstring).
+_SENT_AT_ONCE = (mqtt.PUBLISH, mqtt.PUBACK)
+
+
 class BufferedClient(mqtt.Client):
     """A paho Client whose socket reads are buffered and whose plain-socket calls keep the GIL."""
 
     def __init__(self, *args, **kwargs):
         self._waker = None
+        self._drain = None
+        # Held by whichever thread writes to the socket: paho's, or one sending its packet at once.
+        self._write_lock = threading.RLock()
         super().__init__(*args, **kwargs)
         self._rx_sock = None  # the socket the buffered bytes came from
         self._rx = b""
@@ -113,6 +149,61 @@ class BufferedClient(mqtt.Client):
     @_sockpairW.setter
     def _sockpairW(self, sock) -> None:
         self._waker = _Waker(sock) if gil_io.is_plain_socket(sock) else sock
+
+    @property
+    def _sockpairR(self):
+        return self._drain
+
+    @_sockpairR.setter
+    def _sockpairR(self, sock) -> None:
+        self._drain = _Drain(sock) if gil_io.is_plain_socket(sock) else sock
+
+    def _packet_write(self) -> MQTTErrorCode:
+        with self._write_lock:
+            return super()._packet_write()
+
+    def _packet_queue(self, command: int, packet, mid: int, qos: int, info=None) -> MQTTErrorCode:
+        if command & 0xF0 not in _SENT_AT_ONCE or self._thread is None or self.on_publish is not None \
+                or not gil_io.is_plain_socket(self._sock):
+            return super()._packet_queue(command, packet, mid, qos, info)
+        entry = {"command": command, "mid": mid, "qos": qos, "pos": 0, "to_process": len(packet),
+                 "packet": packet, "info": info}
+        self._out_packet.append(entry)
+        if not self._send_at_once(entry) and threading.current_thread() is not self._thread:
+            # paho's thread may be asleep in select(): wake it to send what is queued.
+            if self._sockpairW is not None:
+                try:
+                    self._sockpairW.send(mqtt.sockpair_data)
+                except BlockingIOError:
+                    pass
+            self._call_socket_register_write()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _send_at_once(self, entry: dict) -> bool:
+        """Send `entry` from this thread if it is first in line, nobody else is writing, and the socket
+        takes it whole; False leaves it (or what is left of it) to paho's thread."""
+        if not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            if not self._out_packet or self._out_packet[0] is not entry:
+                return False
+            sent = gil_io.send_nowait(self._sock.fileno(), entry["packet"])
+            if sent is None:
+                return False
+            entry["pos"] += sent
+            entry["to_process"] -= sent
+            if entry["to_process"]:
+                return False
+            self._out_packet.popleft()
+            if entry["qos"] == 0 and entry["info"] is not None:
+                entry["info"]._set_as_published()
+            with self._msgtime_mutex:
+                self._last_msg_out = mqtt.time_func()
+            return True
+        except (OSError, AttributeError):
+            return False  # the connection is going: paho's thread finds out and reconnects
+        finally:
+            self._write_lock.release()
 
     def buffered_bytes(self) -> int:
         if self._rx_sock is not self._sock:

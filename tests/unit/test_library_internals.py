@@ -51,6 +51,24 @@ def test_paho_mqtt_still_has_every_internal_the_buffered_client_uses():
             "self.loop_read()" in _method(client, "_loop"),
         "module-level `select` used by Client._loop (replaced by a poll()-based one)":
             hasattr(paho_client, "select") and "select.select(" in _method(client, "_loop"),
+        "Client._sockpairR (the wake-up socket's read end, drained by Client._loop)":
+            "self._sockpairR.recv(" in _method(client, "_loop"),
+        "Client._packet_queue(command, packet, mid, qos, info) (PUBLISH and PUBACK sent at once)":
+            list(inspect.signature(client._packet_queue).parameters)[1:6] == [
+                "command", "packet", "mid", "qos", "info"]
+            and "self._packet_queue(PUBLISH" in _method(client, "_send_publish")
+            and "self._packet_queue(command" in _method(client, "_send_command_with_mid"),
+        "Client._out_packet entries {command, mid, qos, pos, to_process, packet, info}, written by "
+        "_packet_write": all(f"'{key}'" in _method(client, "_packet_write") or f'"{key}"' in _method(
+            client, "_packet_queue") for key in ("command", "mid", "qos", "pos", "to_process", "packet", "info"))
+            and "self._out_packet.popleft()" in _method(client, "_packet_write"),
+        "Client._msgtime_mutex and _last_msg_out (updated after a write, for the keepalive)":
+            "self._last_msg_out = time_func()" in _method(client, "_packet_write")
+            and "with self._msgtime_mutex:" in _method(client, "_packet_write"),
+        "module-level time_func and sockpair_data":
+            callable(getattr(paho_client, "time_func", None)) and hasattr(paho_client, "sockpair_data"),
+        "MQTTMessageInfo._set_as_published() (a QoS 0 PUBLISH sent at once)":
+            callable(getattr(paho_client.MQTTMessageInfo, "_set_as_published", None)),
     }
     missing = _missing(checks)
     assert not missing, _explain("paho-mqtt", "ocpp_gw/mqtt/client.py", missing)

@@ -139,3 +139,96 @@ def test_poll_select_refuses_a_closed_socket_like_select():
     except ValueError:
         return
     raise AssertionError("expected ValueError for a closed socket (fileno -1)")
+
+
+class WakeRecorder:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, data):
+        self.sent.append(data)
+        return len(data)
+
+    def close(self):
+        pass
+
+
+class ConnectedClient:
+    """A BufferedClient on one end of a socketpair, as if paho's loop thread were `loop_thread`."""
+
+    def __init__(self, loop_thread):
+        self.peer, sock = socket.socketpair()
+        sock.setblocking(False)
+        self.peer.settimeout(2)
+        self.client = make_client()
+        self.client._sock = sock
+        self.client._thread = loop_thread
+        self.client._sockpairW = self.wake = WakeRecorder()
+
+    def close(self):
+        self.client._sock.close()
+        self.client._sock = None
+        self.client._thread = None
+        self.peer.close()
+
+
+def test_a_publish_from_a_connection_thread_is_sent_at_once_without_waking_paho():
+    import threading
+    paho_thread = threading.Thread(target=lambda: None)
+    side = ConnectedClient(paho_thread)
+    try:
+        rc = side.client._send_publish(1, b"ocpp/cp/CP1", b"[2]", qos=1)
+        assert rc == 0
+        assert side.peer.recv(100) == b"\x32\x12\x00\x0bocpp/cp/CP1\x00\x01[2]"
+        assert not side.client._out_packet
+        assert side.wake.sent == []
+    finally:
+        side.close()
+
+
+def test_a_publish_behind_a_queued_packet_waits_its_turn_and_wakes_paho():
+    import threading
+    side = ConnectedClient(threading.Thread(target=lambda: None))
+    try:
+        side.client._send_simple_command(mqtt.PINGREQ)  # goes paho's way: queued, paho woken
+        side.client._send_publish(2, b"t", b"x", qos=1)
+        assert len(side.client._out_packet) == 2
+        assert side.wake.sent == [b"0", b"0"]
+        side.client._packet_write()  # paho's thread sends both, in order
+        assert side.peer.recv(100) == b"\xc0\x00" + b"\x32\x06\x00\x01t\x00\x02x"
+    finally:
+        side.close()
+
+
+def test_paho_thread_sends_its_puback_in_the_same_pass_without_waking_itself():
+    import threading
+    side = ConnectedClient(threading.current_thread())
+    try:
+        side.client._send_puback(7)
+        assert side.peer.recv(100) == b"\x40\x02\x00\x07"
+        assert side.wake.sent == [] and not side.client._out_packet
+    finally:
+        side.close()
+
+
+def test_a_publish_while_another_thread_writes_is_left_to_paho():
+    import threading
+    side = ConnectedClient(threading.Thread(target=lambda: None))
+    writing = threading.Event()
+    done = threading.Event()
+
+    def hold_the_write_lock():
+        with side.client._write_lock:
+            writing.set()
+            done.wait(5)
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    try:
+        assert writing.wait(5)
+        side.client._send_publish(3, b"t", b"x", qos=1)
+        assert len(side.client._out_packet) == 1 and side.wake.sent == [b"0"]
+    finally:
+        done.set()
+        holder.join()
+        side.close()
