@@ -116,6 +116,7 @@ def tls_config(settings: Settings) -> TlsConfig:
         certfile=settings["ocpp.listener.ssl.certfile"],
         keyfile=settings["ocpp.listener.ssl.keyfile"],
         cacertfile=settings["ocpp.listener.ssl.cacertfile"],
+        crlfile=settings["ocpp.listener.ssl.crlfile"],
         verify_peer=settings["ocpp.listener.ssl.verify"] == "verify_peer",
         fail_if_no_peer_cert=settings["ocpp.listener.ssl.fail_if_no_peer_cert"])
 

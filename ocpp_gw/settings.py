@@ -525,12 +525,20 @@ NAT router reconnecting at once; a flood from one address is shed beyond it (she
 and leaves the rest of ocpp.listener.max_pending to everyone else."""),
         Key("ocpp.listener.ssl.certfile", Text(what="a PEM file path"), "", """
 The wss listener's certificate, with its chain, in PEM. The private key may be in the same
-file. Required when ocpp.listener.wss is on."""),
+file. Required when ocpp.listener.wss is on. Re-read on SIGHUP (systemctl reload ocpp-gw) with the
+key, CA and CRL files: new connections get the new certificate, connected charge points stay;
+if a file does not load, the running certificate stays and an ERROR names the file. From 30
+days before the certificate expires a WARNING is logged daily; /metrics exports its expiry."""),
         Key("ocpp.listener.ssl.keyfile", Text(what="a PEM file path"), "", """
 The private key of ocpp.listener.ssl.certfile, in PEM. Empty: the key is in the certfile."""),
         Key("ocpp.listener.ssl.cacertfile", Text(what="a PEM file path"), "", """
 CA certificates, in PEM, that charge point client certificates are checked against. Required
 when ocpp.listener.ssl.verify is verify_peer."""),
+        Key("ocpp.listener.ssl.crlfile", Text(what="a PEM file path"), "", """
+Certificate revocation lists, in PEM, of the CAs in ocpp.listener.ssl.cacertfile. A client
+certificate that a CRL revokes is refused in the TLS handshake. Each CA that issues charge point
+certificates needs its CRL in this file (a certificate whose issuer has none is refused too).
+Re-read on SIGHUP with the certificate, key and CA file. Needs verify_peer. Empty: no CRL."""),
         Key("ocpp.listener.ssl.verify", Choice(("verify_none", "verify_peer")), "verify_none", """
 Whether wss asks charge points for a client certificate (OCPP security profile 3).
 
@@ -1010,6 +1018,10 @@ def _cross_problems(values: Mapping[str, Any], overrides: Mapping[str, str],
         if values["ocpp.listener.ssl.verify"] == "verify_peer" and values["ocpp.listener.ssl.cacertfile"] is None:
             yield ("ocpp.listener.ssl.cacertfile", "required when ocpp.listener.ssl.verify is verify_peer",
                    ("ocpp.listener.ssl.verify",))
+
+    if values["ocpp.listener.ssl.crlfile"] is not None and values["ocpp.listener.ssl.verify"] != "verify_peer":
+        yield ("ocpp.listener.ssl.crlfile", "has no effect unless ocpp.listener.ssl.verify is verify_peer",
+               ("ocpp.listener.ssl.crlfile",))
 
     if values["mqtt.ssl.cafile"] is None:
         for name in ("mqtt.ssl.certfile", "mqtt.ssl.keyfile"):

@@ -286,13 +286,15 @@ class AdminApi:
     """The answers, without HTTP."""
 
     def __init__(self, registry, mqtt_connected: threading.Event, stats, auth_backend, config: AdminConfig, *,
-                 started_at: float, listeners: Callable[[], list[ListenerState]]):
+                 started_at: float, listeners: Callable[[], list[ListenerState]],
+                 certificate: Callable[[], tuple[str, float] | None] = lambda: None):
         self.registry = registry
         self.mqtt_connected = mqtt_connected
         self.counters = stats
         self.config = config
         self.started_at = started_at
         self.listeners = listeners
+        self.certificate = certificate  # the wss server certificate's (file, notAfter), or None without wss
         self.disconnects = RecentDisconnects()
         self.credentials = Credentials(config, auth_backend, registry)
 
@@ -366,6 +368,14 @@ class AdminApi:
         ]
         for name, value in stats["counters"].items():
             lines.append(f'ocpp_gw_events_total{{name="{_label(name)}"}} {value}')
+        certificate = self.certificate()
+        if certificate is not None:
+            certfile, not_after = certificate
+            lines += [
+                "# HELP ocpp_gw_tls_certificate_expiry_seconds When the wss server certificate expires (Unix time).",
+                "# TYPE ocpp_gw_tls_certificate_expiry_seconds gauge",
+                f'ocpp_gw_tls_certificate_expiry_seconds{{file="{_label(certfile)}"}} {not_after:.0f}',
+            ]
         return "\n".join(lines) + "\n"
 
 

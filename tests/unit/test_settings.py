@@ -345,7 +345,7 @@ def test_placeholders_lists_names_in_order():
 SPEC_DEFAULTS = {
     "ocpp.listener.ws": ("0.0.0.0", 33033), "ocpp.listener.wss": None, "ocpp.listener.path": "/ocpp",
     "ocpp.listener.max_connections": 10000, "ocpp.listener.ssl.certfile": None,
-    "ocpp.listener.ssl.keyfile": None, "ocpp.listener.ssl.cacertfile": None,
+    "ocpp.listener.ssl.keyfile": None, "ocpp.listener.ssl.cacertfile": None, "ocpp.listener.ssl.crlfile": None,
     "ocpp.listener.ssl.verify": "verify_none", "ocpp.listener.ssl.fail_if_no_peer_cert": False,
     "ocpp.listener.ssl.organization": None, "ocpp.listener.fail_if_no_subprotocol": True,
     "ocpp.mountpoint": "ocpp/", "ocpp.default_heartbeat_interval": 60.0,
