@@ -125,7 +125,7 @@ def mqtt_config(settings: Settings) -> MqttConfig:
     mountpoint = settings["ocpp.mountpoint"]
     client_id = settings["mqtt.client_id"]
     link = LinkConfig(
-        server=settings["mqtt.server"], client_id=client_id, mqtt5=settings["mqtt.protocol"] == "5",
+        servers=settings["mqtt.server"], client_id=client_id, mqtt5=settings["mqtt.protocol"] == "5",
         username=settings["mqtt.username"], password=settings["mqtt.password"],
         cafile=settings["mqtt.ssl.cafile"], certfile=settings["mqtt.ssl.certfile"],
         keyfile=settings["mqtt.ssl.keyfile"], max_queued_messages=settings["mqtt.max_queued_messages"],

@@ -164,8 +164,8 @@ class Service:
         if self.runtime.bridge.connected.wait(mqtt_wait):
             log.info("ocpp_gw ready")
         else:
-            log.warning("ocpp_gw ready, but the MQTT broker at %s:%s is not reachable yet; "
-                        "upstream messages are queued", *config.mqtt.link.server)
+            log.warning("ocpp_gw ready, but no MQTT broker of %s is reachable yet; upstream messages are "
+                        "queued", ", ".join(f"{host}:{port}" for host, port in config.mqtt.link.servers))
         systemd.notify("READY=1\nSTATUS=serving charge points")
         interval = systemd.watchdog_interval()
         if interval:
@@ -176,7 +176,8 @@ class Service:
         runtime = self.runtime
         return AdminApi(runtime.registry, runtime.bridge.connected, runtime.stats, runtime.auth, self.config.admin,
                         started_at=self.started_at, listeners=self.listener_states,
-                        certificate=self.server_certificate)
+                        certificate=self.server_certificate,
+                        mqtt_server_in_use=runtime.bridge.server_in_use)
 
     def listener_states(self) -> list[ListenerState]:
         """Each listener (the charge points', the admin one) with whether its thread runs."""

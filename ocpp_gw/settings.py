@@ -322,6 +322,32 @@ class Server(Parser):
 
 
 @dataclasses.dataclass(frozen=True)
+class Servers(Parser):
+    """Several places to connect to, in order: a tuple of ``(host, port)``; separated by commas or spaces."""
+    default_port: int
+
+    @property
+    def accepts(self) -> str:
+        return (f"one or more of host:port, [IPv6]:port or a host alone (port {self.default_port}), "
+                "separated by commas or spaces")
+
+    def __call__(self, text: str) -> tuple[tuple[str, int], ...]:
+        parts = [part for part in re.split(r"[,\s]+", text.strip()) if part]
+        if not parts:
+            raise ValueError(f"{text.strip()!r} has no host")
+        servers = tuple(Server(self.default_port)(part) for part in parts)
+        repeated = sorted({server for server in servers if servers.count(server) > 1})
+        if repeated:
+            raise ValueError(f"{_shown_address(repeated[0])} is listed twice")
+        return servers
+
+
+def _shown_address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Text(Parser):
     """Free text; with ``optional`` an empty value means unset (None)."""
     optional: bool = True
@@ -693,9 +719,13 @@ ${type} and ${id}, and ocpp.dnstream.topic ${type}, ${action} and ${id}."""),
     ),
     *_group(
         "MQTT broker",
-        Key("mqtt.server", Server(1883), "127.0.0.1:1883", """
-Address of the MQTT broker. The gateway reconnects by itself when the connection is lost;
-charge points stay connected meanwhile."""),
+        Key("mqtt.server", Servers(1883), "127.0.0.1:1883", """
+Address of the MQTT broker, or of several nodes of one broker cluster, separated by commas or
+spaces (e.g. mq1:1883, mq2:1883). The gateway connects to the first; when the connection is lost or
+cannot be made it tries the next, in turn, so losing one node of a cluster does not stop it.
+Charge points stay connected meanwhile. The nodes must share sessions and messages (a cluster,
+or bridged brokers): docs/reliability.md says what is lost otherwise. /healthz and the console
+show the node in use."""),
         Key("mqtt.client_id", ClientId(), "", """
 MQTT client id of the gateway. The broker keeps the gateway's session (its subscriptions and
 the downstream messages queued while it is away) under this id, so it must be unique per

@@ -79,7 +79,7 @@ def test_a_gateway_holding_a_charge_point_is_over_its_idle_state_until_the_charg
 
 
 def test_resources_over_a_baseline_name_the_new_threads_and_descriptors():
-    from tests.helpers.leaks import Resources
+    from tools.harness.leaks import Resources
 
     idle = Resources({1: "python", 2: "ocpp-accept-ws"}, {0: "/dev/null", 3: "socket:[1]"})
     busy = Resources({1: "python", 2: "ocpp-accept-ws", 9: "ocpp-conn"}, {0: "/dev/null", 3: "socket:[1]",

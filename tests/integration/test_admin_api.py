@@ -224,10 +224,13 @@ def test_metrics_are_prometheus_text(start):
 
 def test_healthz_is_503_while_the_broker_is_down_and_200_again_after(start, private_broker):
     gateway = start(broker=private_broker)
-    assert call(gateway, "GET", "/healthz").json == {"status": "ok", "mqtt": "up", "listeners": "up"}
+    broker = f"{private_broker.host}:{private_broker.port}"
+    assert call(gateway, "GET", "/healthz").json == {"status": "ok", "mqtt": "up", "mqtt_server": broker,
+                                                     "listeners": "up"}
     private_broker.stop()
     assert wait_until(lambda: call(gateway, "GET", "/healthz").status == 503, 10.0)
-    assert call(gateway, "GET", "/healthz").json == {"status": "unavailable", "mqtt": "down", "listeners": "up"}
+    assert call(gateway, "GET", "/healthz").json == {"status": "unavailable", "mqtt": "down", "mqtt_server": broker,
+                                                     "listeners": "up"}
     private_broker.start()
     assert wait_until(lambda: call(gateway, "GET", "/healthz").status == 200, 40.0)
 

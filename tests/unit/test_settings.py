@@ -202,7 +202,12 @@ def test_listener_address_errors(text, message):
     ("[::1]", ("::1", 1883)),
 ])
 def test_mqtt_server_addresses(text, address):
-    assert parse("mqtt.server", text) == address
+    assert parse("mqtt.server", text) == (address,)
+
+
+@pytest.mark.parametrize("text", ["mq1:1883, mq2:1884 [::1]", "mq1:1883,mq2:1884,[::1]", " mq1:1883  mq2:1884\t[::1] "])
+def test_several_brokers_separated_by_commas_or_spaces_keep_their_order(text):
+    assert parse("mqtt.server", text) == (("mq1", 1883), ("mq2", 1884), ("::1", 1883))
 
 
 @pytest.mark.parametrize("text, message", [
@@ -211,6 +216,9 @@ def test_mqtt_server_addresses(text, address):
     ("", "'' has no host"),
     ("broker:0", "port '0' is not a number from 1 to 65535"),
     ("broker:65536", "port '65536' is not a number from 1 to 65535"),
+    ("mq1:1883, mq2:0", "port '0' is not a number from 1 to 65535"),
+    ("mq1, mq1:1883", "mq1:1883 is listed twice"),
+    (" , ", "',' has no host"),
 ])
 def test_mqtt_server_errors(text, message):
     assert problem("mqtt.server", text) == message
@@ -355,7 +363,7 @@ SPEC_DEFAULTS = {
     "ocpp.upstream.topic": "cp/${cid}", "ocpp.upstream.reply_topic": "cp/${cid}/Reply",
     "ocpp.upstream.error_topic": "cp/${cid}/Reply", "ocpp.upstream.qos": 1, "ocpp.dnstream.topic": "cs/${cid}",
     "ocpp.dnstream.channels": (), "ocpp.dnstream.max_mqueue_len": 100, "ocpp.dnstream.offline_hold": 60.0, "ocpp.events.topic": "events/${cid}",
-    "ocpp.payload_format": "envelope", "mqtt.server": ("127.0.0.1", 1883), "mqtt.username": None,
+    "ocpp.payload_format": "envelope", "mqtt.server": (("127.0.0.1", 1883),), "mqtt.username": None,
     "mqtt.password": None, "mqtt.protocol": "3.1.1", "mqtt.keepalive": 30.0, "mqtt.session_expiry": 3600.0,
     "mqtt.ssl.cafile": None, "mqtt.ssl.certfile": None, "mqtt.ssl.keyfile": None,
     "mqtt.max_queued_messages": 10000, "auth.backend": "file", "auth.file": "/etc/ocpp_gw/passwd",
