@@ -156,9 +156,9 @@ class GatewayProcess:
             return None
         return None if over is None else f"gateway {self.client_id} (pid {self.process.pid}): {over}"
 
-    def record_leaks(self) -> None:
+    def record_leaks(self, timeout: float = LEAK_DEADLINE) -> None:
         """For a fixture about to stop this gateway: note its leaks for the autouse check to fail the test."""
-        finding = self.leaks()
+        finding = self.leaks(timeout)
         if finding is not None:
             FINDINGS.add(finding)
 
