@@ -544,10 +544,17 @@ def _json_body(headers: dict[str, str], body: bytes) -> dict:
     return value
 
 
+# Seconds an HTTP/1.1 keep-alive connection may sit idle between requests. Without a limit every
+# idle connection (a console left open in a browser, a client gone without a FIN) holds a thread
+# and a socket for good; browsers and curl simply open a new connection (Apache's default is 5 s too).
+IDLE_KEEPALIVE = 5.0
+
+
 class _Handler(BaseHTTPRequestHandler):
     router: AdminRouter  # set on the subclass made per server
     server_version = f"ocpp-gw/{__version__}"
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_KEEPALIVE  # socket timeout: an idle keep-alive connection is closed after it
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._serve("GET")

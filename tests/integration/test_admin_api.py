@@ -466,3 +466,21 @@ def test_an_unusable_token_file_stops_the_start_with_exit_2(gateway_factory, tmp
     result = run_gateway_until_exit(gateway_factory, {"admin.token_file": path})
     assert result.returncode == 2 and problem in result.stderr
     assert TOKEN not in result.stderr
+
+
+def test_an_idle_keep_alive_connection_is_closed_so_that_it_holds_no_thread(gw):
+    import socket
+    import time
+
+    from ocpp_gw.admin.api import IDLE_KEEPALIVE
+
+    with socket.create_connection(("127.0.0.1", gw.admin_port), timeout=IDLE_KEEPALIVE + 5) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += client.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200")
+        idle_since = time.monotonic()
+        while client.recv(4096):  # the rest of the body, then the server's close
+            pass
+        assert IDLE_KEEPALIVE - 0.5 <= time.monotonic() - idle_since <= IDLE_KEEPALIVE + 3
