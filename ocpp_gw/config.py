@@ -130,6 +130,7 @@ def tls_config(settings: Settings) -> TlsConfig:
         certfile=settings["ocpp.listener.ssl.certfile"],
         keyfile=settings["ocpp.listener.ssl.keyfile"],
         cacertfile=settings["ocpp.listener.ssl.cacertfile"],
+        crlfile=settings["ocpp.listener.ssl.crlfile"],
         verify_peer=settings["ocpp.listener.ssl.verify"] == "verify_peer",
         fail_if_no_peer_cert=settings["ocpp.listener.ssl.fail_if_no_peer_cert"])
 
@@ -138,7 +139,7 @@ def mqtt_config(settings: Settings) -> MqttConfig:
     mountpoint = settings["ocpp.mountpoint"]
     client_id = settings["mqtt.client_id"]
     link = LinkConfig(
-        server=settings["mqtt.server"], client_id=client_id, mqtt5=settings["mqtt.protocol"] == "5",
+        servers=settings["mqtt.server"], client_id=client_id, mqtt5=settings["mqtt.protocol"] == "5",
         username=settings["mqtt.username"], password=settings["mqtt.password"],
         cafile=settings["mqtt.ssl.cafile"], certfile=settings["mqtt.ssl.certfile"],
         keyfile=settings["mqtt.ssl.keyfile"], max_queued_messages=settings["mqtt.max_queued_messages"],

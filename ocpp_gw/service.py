@@ -18,8 +18,9 @@ from . import auth
 from .admin import access as admin_access
 from .admin.api import AdminApi, AdminServer, ListenerState
 from .chargers.listener import Listener
-from .chargers.tls import make_ssl_context
-from .config import DEFAULT_MAX_CONNECTIONS, CheckerConfig, Config
+from .chargers.expiry import ExpiryWarning
+from .chargers.tls import ServerTls, TlsFileError
+from .config import DEFAULT_MAX_CONNECTIONS, CheckerConfig, Config, tls_config
 from .runtime import build_runtime
 from .protocol.close_codes import CLOSE_GOING_AWAY
 
@@ -125,6 +126,8 @@ class Service:
         self.listeners: list[Listener] = []
         self.admin: AdminServer | None = None
         self.watchdog: systemd.Watchdog | None = None
+        self.server_tls: ServerTls | None = None
+        self.expiry_warning: ExpiryWarning | None = None
         self.signals: queue.Queue = queue.Queue()
         self.started_at = time.time()
 
@@ -136,24 +139,33 @@ class Service:
             if config.ws:
                 self.listeners.append(Listener(self.runtime, config.ws, "ws"))
             if config.wss:
-                self.listeners.append(Listener(self.runtime, config.wss, "wss", make_ssl_context(config.tls)))
+                self.server_tls = ServerTls(config.tls)
+                self.listeners.append(Listener(self.runtime, config.wss, "wss", self.server_tls))
             if config.admin_listener:
                 self.admin = AdminServer(self._admin_api(), config.admin, config.admin_listener)
         except admin_access.TokenError as err:
             self.runtime.bridge.stop(0)
             raise StartupError(f"admin.token_file: {err}") from err
+        except TlsFileError as err:
+            self._close_listeners()
+            self.runtime.bridge.stop(0)
+            raise StartupError(f"cannot load the wss certificate: {err}") from err
         except (OSError, ssl.SSLError) as err:
+            self._close_listeners()
             self.runtime.bridge.stop(0)
             raise StartupError(f"cannot listen: {err}") from err
         for listener in self.listeners:
             listener.start()
         if self.admin is not None:
             self.admin.start()
+        if self.server_tls is not None:
+            self.expiry_warning = ExpiryWarning(self.server_certificate)
+            self.expiry_warning.start()
         if self.runtime.bridge.connected.wait(mqtt_wait):
             log.info("ocpp_gw ready")
         else:
-            log.warning("ocpp_gw ready, but the MQTT broker at %s:%s is not reachable yet; "
-                        "upstream messages are queued", *config.mqtt.link.server)
+            log.warning("ocpp_gw ready, but no MQTT broker of %s is reachable yet; upstream messages are "
+                        "queued", ", ".join(f"{host}:{port}" for host, port in config.mqtt.link.servers))
         systemd.notify("READY=1\nSTATUS=serving charge points")
         interval = systemd.watchdog_interval()
         if interval:
@@ -163,7 +175,9 @@ class Service:
     def _admin_api(self) -> AdminApi:
         runtime = self.runtime
         return AdminApi(runtime.registry, runtime.bridge.connected, runtime.stats, runtime.auth, self.config.admin,
-                        started_at=self.started_at, listeners=self.listener_states)
+                        started_at=self.started_at, listeners=self.listener_states,
+                        certificate=self.server_certificate,
+                        mqtt_server_in_use=runtime.bridge.server_in_use)
 
     def listener_states(self) -> list[ListenerState]:
         """Each listener (the charge points', the admin one) with whether its thread runs."""
@@ -172,6 +186,18 @@ class Service:
         if self.admin is not None:
             states.append(ListenerState("admin", self.admin.address, "/", self.admin.thread.is_alive(), admin=True))
         return states
+
+    def server_certificate(self) -> tuple[str, float] | None:
+        """The wss server certificate's file and expiry (Unix time); None without wss."""
+        if self.server_tls is None:
+            return None
+        return self.server_tls.credentials.certfile, self.server_tls.not_after
+
+    def _close_listeners(self) -> None:
+        """Listeners made before a later one failed: their sockets are open but their threads not started."""
+        for listener in self.listeners:
+            listener.sock.close()
+        self.listeners.clear()
 
     def core_threads_alive(self) -> bool:
         """The accept loops and the MQTT loop run (a broker outage is not a reason to restart)."""
@@ -192,7 +218,7 @@ class Service:
             return 0
 
     def reload(self) -> None:
-        """SIGHUP: re-read credentials and the log level; connections stay up."""
+        """SIGHUP: re-read credentials, the log level and the wss certificate files; connections stay up."""
         systemd.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         try:
             self._reload()
@@ -207,6 +233,9 @@ class Service:
             log.error("reload refused, keeping the running configuration: %s", err)
             return
         logs.set_level(fresh["log.level"])
+        if self.server_tls is not None and self.server_tls.reload(tls_config(fresh)):
+            self.expiry_warning.last_warned = None  # say at once whether the new one expires soon too
+            self.expiry_warning.check()
         reload_auth = getattr(self.runtime.auth, "reload", None)
         if reload_auth is not None:
             try:
@@ -231,4 +260,6 @@ class Service:
             self.admin.stop()
         if self.watchdog is not None:
             self.watchdog.stop()
+        if self.expiry_warning is not None:
+            self.expiry_warning.stop()
         log.info("stopped")

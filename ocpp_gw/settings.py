@@ -334,6 +334,32 @@ class Server(Parser):
 
 
 @dataclasses.dataclass(frozen=True)
+class Servers(Parser):
+    """Several places to connect to, in order: a tuple of ``(host, port)``; separated by commas or spaces."""
+    default_port: int
+
+    @property
+    def accepts(self) -> str:
+        return (f"one or more of host:port, [IPv6]:port or a host alone (port {self.default_port}), "
+                "separated by commas or spaces")
+
+    def __call__(self, text: str) -> tuple[tuple[str, int], ...]:
+        parts = [part for part in re.split(r"[,\s]+", text.strip()) if part]
+        if not parts:
+            raise ValueError(f"{text.strip()!r} has no host")
+        servers = tuple(Server(self.default_port)(part) for part in parts)
+        repeated = sorted({server for server in servers if servers.count(server) > 1})
+        if repeated:
+            raise ValueError(f"{_shown_address(repeated[0])} is listed twice")
+        return servers
+
+
+def _shown_address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Text(Parser):
     """Free text; with ``optional`` an empty value means unset (None)."""
     optional: bool = True
@@ -556,12 +582,20 @@ NAT router reconnecting at once; a flood from one address is shed beyond it (she
 and leaves the rest of ocpp.listener.max_pending to everyone else."""),
         Key("ocpp.listener.ssl.certfile", Text(what="a PEM file path"), "", """
 The wss listener's certificate, with its chain, in PEM. The private key may be in the same
-file. Required when ocpp.listener.wss is on."""),
+file. Required when ocpp.listener.wss is on. Re-read on SIGHUP (systemctl reload ocpp-gw) with the
+key, CA and CRL files: new connections get the new certificate, connected charge points stay;
+if a file does not load, the running certificate stays and an ERROR names the file. From 30
+days before the certificate expires a WARNING is logged daily; /metrics exports its expiry."""),
         Key("ocpp.listener.ssl.keyfile", Text(what="a PEM file path"), "", """
 The private key of ocpp.listener.ssl.certfile, in PEM. Empty: the key is in the certfile."""),
         Key("ocpp.listener.ssl.cacertfile", Text(what="a PEM file path"), "", """
 CA certificates, in PEM, that charge point client certificates are checked against. Required
 when ocpp.listener.ssl.verify is verify_peer."""),
+        Key("ocpp.listener.ssl.crlfile", Text(what="a PEM file path"), "", """
+Certificate revocation lists, in PEM, of the CAs in ocpp.listener.ssl.cacertfile. A client
+certificate that a CRL revokes is refused in the TLS handshake. Each CA that issues charge point
+certificates needs its CRL in this file (a certificate whose issuer has none is refused too).
+Re-read on SIGHUP with the certificate, key and CA file. Needs verify_peer. Empty: no CRL."""),
         Key("ocpp.listener.ssl.verify", Choice(("verify_none", "verify_peer")), "verify_none", """
 Whether wss asks charge points for a client certificate (OCPP security profile 3).
 
@@ -734,9 +768,13 @@ A per-action override (ocpp.upstream.topic.<Action>) still wins over this one.""
     ),
     *_group(
         "MQTT broker",
-        Key("mqtt.server", Server(1883), "127.0.0.1:1883", """
-Address of the MQTT broker. The gateway reconnects by itself when the connection is lost;
-charge points stay connected meanwhile."""),
+        Key("mqtt.server", Servers(1883), "127.0.0.1:1883", """
+Address of the MQTT broker, or of several nodes of one broker cluster, separated by commas or
+spaces (e.g. mq1:1883, mq2:1883). The gateway connects to the first; when the connection is lost or
+cannot be made it tries the next, in turn, so losing one node of a cluster does not stop it.
+Charge points stay connected meanwhile. The nodes must share sessions and messages (a cluster,
+or bridged brokers): docs/reliability.md says what is lost otherwise. /healthz and the console
+show the node in use."""),
         Key("mqtt.client_id", ClientId(), "", """
 MQTT client id of the gateway. The broker keeps the gateway's session (its subscriptions and
 the downstream messages queued while it is away) under this id, so it must be unique per
@@ -1070,6 +1108,10 @@ def _cross_problems(values: Mapping[str, Any], overrides: Mapping[str, str],
         if values["ocpp.listener.ssl.verify"] == "verify_peer" and values["ocpp.listener.ssl.cacertfile"] is None:
             yield ("ocpp.listener.ssl.cacertfile", "required when ocpp.listener.ssl.verify is verify_peer",
                    ("ocpp.listener.ssl.verify",))
+
+    if values["ocpp.listener.ssl.crlfile"] is not None and values["ocpp.listener.ssl.verify"] != "verify_peer":
+        yield ("ocpp.listener.ssl.crlfile", "has no effect unless ocpp.listener.ssl.verify is verify_peer",
+               ("ocpp.listener.ssl.crlfile",))
 
     if values["mqtt.ssl.cafile"] is None:
         for name in ("mqtt.ssl.certfile", "mqtt.ssl.keyfile"):

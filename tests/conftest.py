@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from pathlib import Path
@@ -21,6 +22,14 @@ from tools.harness import (  # noqa: E402
     stop_process,
     write_credentials,
 )
+from tools.harness.gateway import RUNNING  # noqa: E402
+from tools.harness.leaks import FINDINGS, excess_after, resources  # noqa: E402
+
+# What an in-process gateway's threads are called: ours, and paho's network loop.
+GATEWAY_THREAD_PREFIXES = ("ocpp-", "paho-")
+IN_PROCESS_GATEWAY_PREFIX = "ocpp-"
+# Seconds an in-process test gets, after its fixtures are gone, for its threads to end and sockets to close.
+IN_PROCESS_GRACE = 5.0
 
 
 # The tiers, one per folder of tests/. A slow tier's tests get its marker and the umbrella `slow` (registered in
@@ -94,6 +103,7 @@ def gateway_factory(tmp_path, broker, passwd_file):
     yield make
     for gateway in made:
         if gateway.output is not None:
+            gateway.record_leaks()  # the test's charge points are gone: back to idle before it stops?
             stop_process(gateway.process, timeout=10)
             print(f"--- gateway {gateway.client_id} log (last lines) ---\n{gateway.output.tail(200)}")
 
@@ -129,3 +139,48 @@ def no_thread_leaks():
     leaked = leaked_threads(before, grace=5.0)
     if leaked:
         pytest.fail("test leaked threads: " + ", ".join(thread.name for thread in leaked), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(monkeypatch):
+    """Every test: each gateway it used ends with no more threads or descriptors than it had idle after start.
+
+    Subprocess gateways are read through /proc/<pid>: a gateway of the test's own just before its fixture stops
+    it, one shared by a module at the end of each test. A gateway run in this process (its threads are named
+    ocpp-*) must have ended its threads, and this process must hold no more descriptors than before the test.
+    Each check waits up to a deadline, so a thread still finishing or a socket still closing is not mistaken for
+    a leak."""
+    threads_before = set(threading.enumerate())
+    fds_before = resources().descriptors()
+    started = _record_thread_starts(monkeypatch)
+    yield
+    findings = FINDINGS.take()
+    for gateway in list(RUNNING):  # those that outlive the test: shared by its module
+        finding = gateway.leaks()
+        if finding is not None:
+            findings.append(finding)
+    threads = leaked_threads(threads_before, IN_PROCESS_GRACE, GATEWAY_THREAD_PREFIXES)
+    if threads:
+        findings.append("in-process gateway threads still running: " + ", ".join(t.name for t in threads))
+    if any(name.startswith(IN_PROCESS_GATEWAY_PREFIX) for name in started):
+        over = resources().descriptors().over(fds_before)
+        if over is not None:
+            gc.collect()  # sockets and files the test dropped without closing are closed by their finalizers
+            over = excess_after(lambda: resources().descriptors(), fds_before, IN_PROCESS_GRACE)
+        if over is not None:
+            findings.append(f"this process, which ran gateway parts: {over}")
+    if findings:
+        pytest.fail("resources leaked:\n  " + "\n  ".join(findings), pytrace=False)
+
+
+def _record_thread_starts(monkeypatch) -> list[str]:
+    """The names of the threads started from now on in this process (while `monkeypatch` is in force)."""
+    names: list[str] = []
+    original = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        names.append(thread.name)
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return names

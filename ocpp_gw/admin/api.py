@@ -74,7 +74,7 @@ class AdminConfig:
     credentials_file: str = "/etc/ocpp_gw/passwd"
     # shown by /api/v1/status
     ocpp_path: str = "/ocpp"
-    mqtt_server: tuple[str, int] = ("127.0.0.1", 1883)
+    mqtt_server: tuple[tuple[str, int], ...] = (("127.0.0.1", 1883),)  # every broker address, in order
     mqtt_client_id: str = ""
     mqtt_protocol: str = "3.1.1"
     config_file: str | None = None
@@ -287,13 +287,18 @@ class AdminApi:
     """The answers, without HTTP."""
 
     def __init__(self, registry, mqtt_connected: threading.Event, stats, auth_backend, config: AdminConfig, *,
-                 started_at: float, listeners: Callable[[], list[ListenerState]]):
+                 started_at: float, listeners: Callable[[], list[ListenerState]],
+                 certificate: Callable[[], tuple[str, float] | None] = lambda: None,
+                 mqtt_server_in_use: Callable[[], str] | None = None):
         self.registry = registry
         self.mqtt_connected = mqtt_connected
         self.counters = stats
         self.config = config
         self.started_at = started_at
         self.listeners = listeners
+        self.certificate = certificate  # the wss server certificate's (file, notAfter), or None without wss
+        # host:port of the broker connected to (or being tried); by default the first one configured
+        self.mqtt_server_in_use = mqtt_server_in_use or (lambda: _address(config.mqtt_server[0]))
         self.disconnects = RecentDisconnects()
         self.credentials = Credentials(config, auth_backend, registry)
 
@@ -334,7 +339,8 @@ class AdminApi:
             "uptime": round(time.time() - self.started_at, 3),
             "connections": len(self.registry),
             "mqtt": {"connected": self.mqtt_connected.is_set(),
-                     "server": _address(config.mqtt_server),
+                     "server": self.mqtt_server_in_use(),
+                     "servers": [_address(server) for server in config.mqtt_server],
                      "client_id": config.mqtt_client_id,
                      "protocol": config.mqtt_protocol},
             "listeners": [{"name": state.name, "address": _address(state.address), "path": state.path,
@@ -347,7 +353,9 @@ class AdminApi:
     def healthy(self) -> tuple[bool, dict]:
         mqtt_ok = self.mqtt_connected.is_set()
         listeners_ok = all(state.alive for state in self.listeners() if not state.admin)
+        # The broker connected to, or, while down, the one being tried: a cluster node lost shows here.
         return mqtt_ok and listeners_ok, {"mqtt": "up" if mqtt_ok else "down",
+                                          "mqtt_server": self.mqtt_server_in_use(),
                                           "listeners": "up" if listeners_ok else "down"}
 
     def metrics(self) -> str:
@@ -368,6 +376,14 @@ class AdminApi:
         for name, value in stats["counters"].items():
             lines.append(f'ocpp_gw_events_total{{name="{_label(name)}"}} {value}')
         lines += self._version_metrics(stats["counters"])
+        certificate = self.certificate()
+        if certificate is not None:
+            certfile, not_after = certificate
+            lines += [
+                "# HELP ocpp_gw_tls_certificate_expiry_seconds When the wss server certificate expires (Unix time).",
+                "# TYPE ocpp_gw_tls_certificate_expiry_seconds gauge",
+                f'ocpp_gw_tls_certificate_expiry_seconds{{file="{_label(certfile)}"}} {not_after:.0f}',
+            ]
         return "\n".join(lines) + "\n"
 
     def _version_metrics(self, counters: dict[str, int]) -> list[str]:
@@ -413,6 +429,8 @@ def _config_text(value) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, tuple) and value and all(isinstance(item, tuple) for item in value):
+        return ", ".join(_address(item) for item in value)  # several addresses (mqtt.server)
     if isinstance(value, tuple) and len(value) == 2:
         return _address(value)
     if isinstance(value, float) and value.is_integer():
@@ -555,10 +573,17 @@ def _json_body(headers: dict[str, str], body: bytes) -> dict:
     return value
 
 
+# Seconds an HTTP/1.1 keep-alive connection may sit idle between requests. Without a limit every
+# idle connection (a console left open in a browser, a client gone without a FIN) holds a thread
+# and a socket for good; browsers and curl simply open a new connection (Apache's default is 5 s too).
+IDLE_KEEPALIVE = 5.0
+
+
 class _Handler(BaseHTTPRequestHandler):
     router: AdminRouter  # set on the subclass made per server
     server_version = f"ocpp-gw/{__version__}"
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_KEEPALIVE  # socket timeout: an idle keep-alive connection is closed after it
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._serve("GET")

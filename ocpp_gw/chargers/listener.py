@@ -56,11 +56,10 @@ def _format_peer(address) -> str:
 class Listener:
     """Accepts connections on one address and hands each to its own thread."""
 
-    def __init__(self, runtime, address: tuple[str, int], name: str,
-                 ssl_context: ssl.SSLContext | None = None):
+    def __init__(self, runtime, address: tuple[str, int], name: str, server_tls: tls.ServerTls | None = None):
         self.runtime = runtime
         self.name = name
-        self.ssl_context = ssl_context
+        self.server_tls = server_tls  # read per accepted connection: SIGHUP swaps its context
         self.sock = socket.create_server(address, family=_family(address[0]), backlog=4096,
                                          reuse_port=False)
         self.address = self.sock.getsockname()[:2]
@@ -155,7 +154,8 @@ class Listener:
 
     def _serve(self, conn: socket.socket, peer: str, slot: Slot) -> None:
         try:
-            Connection(self.runtime, conn, peer, self.ssl_context, slot).handle()
+            context = self.server_tls.context if self.server_tls is not None else None
+            Connection(self.runtime, conn, peer, context, slot).handle()
         finally:
             slot.release()
 

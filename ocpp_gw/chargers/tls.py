@@ -5,15 +5,22 @@ AES-GCM (ECDSA or RSA server keys), no TLS compression, no renegotiation. TLS 1.
 are all AEAD. With ``ocpp.listener.ssl.verify = verify_peer`` a client certificate is asked for and verified
 against ``ocpp.listener.ssl.cacertfile`` during the TLS handshake (chain and validity period); an untrusted or
 expired one fails the handshake. Whether the certificate names the charge point can only be checked once the
-HTTP request (and so the cid) has been read: `certificate_refusal` does that.
+HTTP request (and so the cid) has been read: `certificate_refusal` does that. With ``ocpp.listener.ssl.crlfile``
+a revoked client certificate fails the handshake too. `ServerTls` holds the context for new connections and swaps
+it on SIGHUP.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
+import time
 from dataclasses import dataclass
 
 from ..protocol.handshake import Refusal
+from . import x509
+
+log = logging.getLogger("ocpp_gw.tls")
 
 TLS12_CIPHERS = ":".join([
     "ECDHE-ECDSA-AES128-GCM-SHA256",
@@ -30,24 +37,101 @@ class TlsConfig:
     certfile: str | None = None
     keyfile: str | None = None
     cacertfile: str | None = None
+    crlfile: str | None = None  # CRLs in PEM: a revoked client certificate fails the handshake
     verify_peer: bool = False  # ask for a client certificate and verify it
     fail_if_no_peer_cert: bool = False  # with verify_peer: refuse a client without one
 
 
+class TlsFileError(Exception):
+    """A certificate, key, CA or CRL file that cannot be used; the message names the key and the file."""
+
+
+@dataclass(frozen=True)
+class ServerCredentials:
+    """A ready server context and what was read to make it."""
+    context: ssl.SSLContext
+    certfile: str
+    not_after: float  # the server certificate's expiry, Unix time
+
+
+def _load(name: str, path: str, action) -> None:
+    try:
+        action()
+    except (OSError, ssl.SSLError, ValueError) as err:
+        raise TlsFileError(f"{name} {path}: {getattr(err, 'strerror', None) or err}") from err
+
+
 def make_ssl_context(config: TlsConfig) -> ssl.SSLContext:
-    """The wss server context; ssl.SSLError or OSError when a file cannot be used."""
+    """The wss server context; TlsFileError names a file that does not load."""
+    return make_server_credentials(config).context
+
+
+def make_server_credentials(config: TlsConfig) -> ServerCredentials:
+    """The wss server context from the files `config` names; TlsFileError names a file that does not load."""
+    certfile, keyfile = config.certfile, config.keyfile
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(TLS12_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
-    context.load_cert_chain(config.certfile, config.keyfile or None)
+    expiry: list[float] = []
+    _load("ocpp.listener.ssl.certfile", certfile, lambda: expiry.append(x509.not_after(_read(certfile))))
+    if keyfile:
+        _load("ocpp.listener.ssl.keyfile", keyfile, lambda: context.load_cert_chain(certfile, keyfile))
+    else:
+        _load("ocpp.listener.ssl.certfile", certfile, lambda: context.load_cert_chain(certfile))
     if config.cacertfile:
-        context.load_verify_locations(config.cacertfile)
+        _load("ocpp.listener.ssl.cacertfile", config.cacertfile,
+              lambda: context.load_verify_locations(config.cacertfile))
+    if config.crlfile:
+        _load("ocpp.listener.ssl.crlfile", config.crlfile, lambda: _load_crl(context, config.crlfile))
+        # The leaf only: charge point certificates come straight from the CA (or its one sub-CA) whose CRL
+        # the operator publishes; checking the whole chain would need a CRL for every CA above it too.
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     if config.verify_peer:
         context.verify_mode = ssl.CERT_REQUIRED if config.fail_if_no_peer_cert else ssl.CERT_OPTIONAL
     else:
         context.verify_mode = ssl.CERT_NONE
-    return context
+    return ServerCredentials(context, certfile, expiry[0])
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _load_crl(context: ssl.SSLContext, path: str) -> None:
+    """OpenSSL loads the CRLs of a PEM file through load_verify_locations, and ignores a file with none:
+    an empty or wrong file would silently revoke nothing, so it must hold at least one."""
+    if b"-----BEGIN X509 CRL-----" not in _read(path):
+        raise ValueError("no PEM CRL (-----BEGIN X509 CRL-----) in it")
+    context.load_verify_locations(path)
+
+
+class ServerTls:
+    """The context new wss connections get. `reload` swaps it whole; a connection keeps the context it was
+    accepted with, so reloading never touches a connected charge point."""
+
+    def __init__(self, config: TlsConfig):
+        self.credentials = make_server_credentials(config)
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        return self.credentials.context
+
+    @property
+    def not_after(self) -> float:
+        return self.credentials.not_after
+
+    def reload(self, config: TlsConfig) -> bool:
+        """Re-read every file; on failure keep the running context, log an ERROR naming the file, False."""
+        try:
+            self.credentials = make_server_credentials(config)
+        except TlsFileError as err:
+            log.error("TLS files not reloaded, the wss listener keeps its running certificate: %s", err)
+            return False
+        log.info("reloaded the wss certificate %s (expires %s)", self.credentials.certfile,
+                 time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.credentials.not_after)))
+        return True
 
 
 def names(certificate: dict, attribute: str) -> list[str]:

@@ -52,6 +52,9 @@ class Bridge:
     def is_alive(self) -> bool:
         return self.link.is_alive()
 
+    def server_in_use(self) -> str:
+        return self.link.server_in_use()
+
     def _on_message(self, topic: str, payload: bytes) -> None:
         if self.handover.is_event(topic):
             self.handover.on_event(payload)

@@ -21,9 +21,16 @@ more: with two descriptors per charge point, an MQTT reconnect while a few hundr
 gets such a number, and paho then never connects again (reproduced: a socket on descriptor 1105 never
 got its CONNACK). :func:`use_poll_in_paho` gives paho a ``select`` that waits with ``poll()``.
 
+Several brokers (the nodes of a cluster, ``mqtt.server``): paho connects to one ``host``/``port``, which it
+refuses to change while it is (re)connecting, so :meth:`BufferedClient.reconnect` points ``_host``/``_port``
+at the next address before each attempt: the first attempt goes to the first address, every retry after a
+failed attempt or a lost connection to the next one, round the list; after a lost connection without the
+usual pause.
+
 It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send``, ``_sockpairW``, ``_sockpairR``,
 ``_call_socket_register_write``, ``_thread``, ``_packet_queue``, ``_packet_write``, ``_out_packet``,
-``_msgtime_mutex``, ``_last_msg_out``, ``MQTTMessageInfo._set_as_published`` and its use of
+``_msgtime_mutex``, ``_last_msg_out``, ``MQTTMessageInfo._set_as_published``, ``_host``, ``_port``, ``_reconnect_wait``, ``_reconnect_delay``,
+``_reconnect_min_delay``, its calling ``reconnect()`` for every (re)connection attempt and its use of
 ``select.select``; this is the only module that names them. ``tests/unit/test_library_internals.py`` checks
 that paho still has every one, so an upgrade that renames them fails a test naming the member instead of
 silently turning this off.
@@ -135,6 +142,8 @@ class BufferedClient(mqtt.Client):
         # Held by whichever thread writes to the socket: paho's, or one sending its packet at once.
         self._write_lock = threading.RLock()
         super().__init__(*args, **kwargs)
+        self._servers: tuple[tuple[str, int], ...] = ()
+        self._next_server = 0
         self._rx_sock = None  # the socket the buffered bytes came from
         self._rx = b""
         self._rx_pos = 0
@@ -204,6 +213,26 @@ class BufferedClient(mqtt.Client):
             return False  # the connection is going: paho's thread finds out and reconnects
         finally:
             self._write_lock.release()
+    def use_servers(self, servers) -> None:
+        """The brokers to try in turn, ``(host, port)`` each; call before connect_async."""
+        self._servers = tuple(servers)
+        self._next_server = 0
+
+    def reconnect(self) -> MQTTErrorCode:
+        if self._servers:
+            self._host, self._port = self._servers[self._next_server]
+            self._next_server = (self._next_server + 1) % len(self._servers)
+        return super().reconnect()
+
+    def _reconnect_wait(self) -> None:
+        # paho waits reconnect_min_delay before any retry. Right after a working connection was lost
+        # (paho clears _reconnect_delay on each CONNACK) the next node is tried at once: every moment
+        # away from the cluster is downstream traffic the gateway misses. Retries after failed attempts
+        # back off as paho does, starting from the minimum.
+        if len(self._servers) > 1 and self._reconnect_delay is None:
+            self._reconnect_delay = self._reconnect_min_delay / 2
+            return
+        super()._reconnect_wait()
 
     def buffered_bytes(self) -> int:
         if self._rx_sock is not self._sock:

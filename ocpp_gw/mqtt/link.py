@@ -28,7 +28,7 @@ log = logging.getLogger("ocpp_gw.bridge")
 class LinkConfig:
     """The broker and how to reach it (the ``mqtt.*`` keys)."""
 
-    server: tuple[str, int] = ("127.0.0.1", 1883)
+    servers: tuple[tuple[str, int], ...] = (("127.0.0.1", 1883),)  # tried in turn (the nodes of a cluster)
     client_id: str = "ocpp-gw"
     mqtt5: bool = False
     username: str | None = None
@@ -79,7 +79,8 @@ class MqttLink:
 
     def start(self) -> None:
         c = self.config
-        host, port = c.server
+        self.client.use_servers(c.servers)
+        host, port = c.servers[0]
         keepalive = max(1, int(c.keepalive))
         if c.mqtt5:
             props = Properties(PacketTypes.CONNECT)
@@ -100,6 +101,11 @@ class MqttLink:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def server_in_use(self) -> str:
+        """host:port of the broker connected to, or else the one being tried."""
+        host, port = self.client.host, self.client.port
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
     def is_alive(self) -> bool:
         """paho's network thread runs."""
         return self.client.network_thread_alive()
@@ -111,8 +117,7 @@ class MqttLink:
         sock = client.socket()
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        log.info("MQTT connected to %s:%s (session present: %s)", *self.config.server,
-                 flags.session_present)
+        log.info("MQTT connected to %s (session present: %s)", self.server_in_use(), flags.session_present)
         client.publish(self.config.status_topic, "online", qos=1, retain=True)
         with self._lock:
             standing = sorted(self._standing)

@@ -50,7 +50,9 @@ def browser():
 def page(browser):
     browser.get("about:blank")
     browser.delete_all_cookies()
-    return browser
+    yield browser
+    # Leave the console: a page left open keeps polling the gateway's admin API after the test.
+    browser.get("about:blank")
 
 
 @pytest.fixture

@@ -66,3 +66,28 @@ def test_leaked_threads_names_a_thread_still_running_and_forgets_a_finished_one(
     assert leaked_threads(before, grace=0.05) == [worker]
     release.set()
     assert leaked_threads(before, grace=5) == []
+
+
+def test_a_gateway_holding_a_charge_point_is_over_its_idle_state_until_the_charge_point_leaves(gateway):
+    from tools.harness.leaks import FINDINGS
+    from tests.security.wire import RawClient
+
+    with RawClient(("127.0.0.1", gateway.port)) as client:
+        assert client.upgrade("/ocpp/CP001", {"Authorization": gateway.auth_header("CP001")}).status == 101
+        finding = gateway.leaks(timeout=0.2)
+        assert finding is not None and "threads" in finding and "descriptors" in finding, finding
+        gateway.record_leaks(timeout=0.2)  # what gateway_factory does before it stops a gateway
+        recorded = FINDINGS.take()
+        assert len(recorded) == 1 and recorded[0].startswith(f"gateway {gateway.client_id} "), recorded
+    assert gateway.leaks() is None
+
+
+def test_resources_over_a_baseline_name_the_new_threads_and_descriptors():
+    from tools.harness.leaks import Resources
+
+    idle = Resources({1: "python", 2: "ocpp-accept-ws"}, {0: "/dev/null", 3: "socket:[1]"})
+    busy = Resources({1: "python", 2: "ocpp-accept-ws", 9: "ocpp-conn"}, {0: "/dev/null", 3: "socket:[1]",
+                                                                         7: "socket:[2]"})
+    assert busy.over(idle) == ("3 threads, 2 at idle (new: ocpp-conn); "
+                               "3 descriptors, 2 at idle (new: 7→socket:[2])")
+    assert idle.over(busy) is None

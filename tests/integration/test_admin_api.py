@@ -249,10 +249,13 @@ def test_clients_and_metrics_show_each_charge_points_version(start):
 
 def test_healthz_is_503_while_the_broker_is_down_and_200_again_after(start, private_broker):
     gateway = start(broker=private_broker)
-    assert call(gateway, "GET", "/healthz").json == {"status": "ok", "mqtt": "up", "listeners": "up"}
+    broker = f"{private_broker.host}:{private_broker.port}"
+    assert call(gateway, "GET", "/healthz").json == {"status": "ok", "mqtt": "up", "mqtt_server": broker,
+                                                     "listeners": "up"}
     private_broker.stop()
     assert wait_until(lambda: call(gateway, "GET", "/healthz").status == 503, 10.0)
-    assert call(gateway, "GET", "/healthz").json == {"status": "unavailable", "mqtt": "down", "listeners": "up"}
+    assert call(gateway, "GET", "/healthz").json == {"status": "unavailable", "mqtt": "down", "mqtt_server": broker,
+                                                     "listeners": "up"}
     private_broker.start()
     assert wait_until(lambda: call(gateway, "GET", "/healthz").status == 200, 40.0)
 
@@ -488,3 +491,21 @@ def test_an_unusable_token_file_stops_the_start_with_exit_2(gateway_factory, tmp
     result = run_gateway_until_exit(gateway_factory, {"admin.token_file": path})
     assert result.returncode == 2 and problem in result.stderr
     assert TOKEN not in result.stderr
+
+
+def test_an_idle_keep_alive_connection_is_closed_so_that_it_holds_no_thread(gw):
+    import socket
+    import time
+
+    from ocpp_gw.admin.api import IDLE_KEEPALIVE
+
+    with socket.create_connection(("127.0.0.1", gw.admin_port), timeout=IDLE_KEEPALIVE + 5) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += client.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200")
+        idle_since = time.monotonic()
+        while client.recv(4096):  # the rest of the body, then the server's close
+            pass
+        assert IDLE_KEEPALIVE - 0.5 <= time.monotonic() - idle_since <= IDLE_KEEPALIVE + 3

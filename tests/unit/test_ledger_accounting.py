@@ -32,6 +32,10 @@ def replay(events: list) -> Ledger:
             ledger.gateway_killed()
         elif op == "back":
             ledger.gateway_back()
+        elif op == "node_stopping":
+            ledger.broker_node_stopping()
+        elif op == "node_gone":
+            ledger.broker_node_gone()
         elif op == "phase":
             ledger.phase = args[0]
         else:
@@ -74,7 +78,7 @@ def test_a_call_cannot_be_started_twice():
         ledger.start(CP, "CP001", "c1")
 
 
-@pytest.mark.parametrize("kind", ["open", "killed", "no_subscriber", "no-such-ending"])
+@pytest.mark.parametrize("kind", ["open", "killed", "node_lost", "no_subscriber", "no-such-ending"])
 def test_endings_the_report_assigns_or_the_side_cannot_have_are_refused(kind):
     ledger = replay([["start", "cp", "CP001", "c1"]])
     with pytest.raises(ValueError):
@@ -95,5 +99,5 @@ def test_the_printed_table_names_every_ending_and_lists_what_is_unaccounted():
 
     text = report.format()
     assert "answered: CallError from the gateway" in text and "InternalError: x" in text
-    assert "in flight in a killed process: 1" in text and "csms call s1 for CP002" in text
+    assert "in flight in a killed process or a stopped broker node: 1" in text and "csms call s1 for CP002" in text
     assert "UNACCOUNTED: 1" in text and "csms call s2 for CP003" in text

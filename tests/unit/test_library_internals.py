@@ -69,6 +69,14 @@ def test_paho_mqtt_still_has_every_internal_the_buffered_client_uses():
             callable(getattr(paho_client, "time_func", None)) and hasattr(paho_client, "sockpair_data"),
         "MQTTMessageInfo._set_as_published() (a QoS 0 PUBLISH sent at once)":
             callable(getattr(paho_client.MQTTMessageInfo, "_set_as_published", None)),
+        "Client.reconnect() connects to self._host/self._port (pointed at the next broker before each attempt)":
+            "self._host" in _method(client, "reconnect") and "self._port" in _method(client, "reconnect"),
+        "Client.loop_forever retries through reconnect() and _reconnect_wait()":
+            "self.reconnect()" in _method(client, "loop_forever")
+            and "self._reconnect_wait()" in _method(client, "loop_forever"),
+        "Client._reconnect_delay (None after a CONNACK), _reconnect_min_delay":
+            "self._reconnect_delay = None" in _method(client, "_handle_connack")
+            and "self._reconnect_min_delay" in _method(client, "_reconnect_wait"),
     }
     missing = _missing(checks)
     assert not missing, _explain("paho-mqtt", "ocpp_gw/mqtt/client.py", missing)

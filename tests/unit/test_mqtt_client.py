@@ -232,3 +232,49 @@ def test_a_publish_while_another_thread_writes_is_left_to_paho():
         done.set()
         holder.join()
         side.close()
+class Attempts(BufferedClient):
+    """Records where each (re)connection attempt goes instead of connecting."""
+
+    def __init__(self, servers):
+        super().__init__(CallbackAPIVersion.VERSION2, client_id="unit")
+        self.use_servers(servers)
+        self.tried = []
+
+    def attempt(self):
+        try:
+            self.reconnect()
+        except OSError:
+            pass
+        self.tried.append((self.host, self.port))
+
+
+def test_each_attempt_goes_to_the_next_broker_in_turn():
+    ports = []
+    for _ in range(3):  # three closed ports on this host
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    client = Attempts([("127.0.0.1", port) for port in ports])
+    for _ in range(4):
+        client.attempt()
+    assert client.tried == [("127.0.0.1", ports[0]), ("127.0.0.1", ports[1]), ("127.0.0.1", ports[2]),
+                            ("127.0.0.1", ports[0])]
+
+
+def test_after_a_lost_connection_the_next_broker_is_tried_at_once_then_paho_backs_off():
+    client = Attempts([("mq1", 1883), ("mq2", 1883)])
+    client.reconnect_delay_set(1, 8)
+    client._reconnect_delay = None  # as paho leaves it after a CONNACK
+    client._state = mqtt._ConnectionState.MQTT_CS_DISCONNECTED  # so that paho's own wait would return at once
+    client._reconnect_wait()
+    assert client._reconnect_delay == 0.5
+    client._reconnect_wait()
+    assert client._reconnect_delay == 1  # paho's backoff from its minimum on
+
+
+def test_a_single_broker_keeps_pahos_pause():
+    client = Attempts([("mq1", 1883)])
+    client.reconnect_delay_set(1, 8)
+    client._state = mqtt._ConnectionState.MQTT_CS_DISCONNECTED
+    client._reconnect_wait()
+    assert client._reconnect_delay == 1

@@ -202,7 +202,12 @@ def test_listener_address_errors(text, message):
     ("[::1]", ("::1", 1883)),
 ])
 def test_mqtt_server_addresses(text, address):
-    assert parse("mqtt.server", text) == address
+    assert parse("mqtt.server", text) == (address,)
+
+
+@pytest.mark.parametrize("text", ["mq1:1883, mq2:1884 [::1]", "mq1:1883,mq2:1884,[::1]", " mq1:1883  mq2:1884\t[::1] "])
+def test_several_brokers_separated_by_commas_or_spaces_keep_their_order(text):
+    assert parse("mqtt.server", text) == (("mq1", 1883), ("mq2", 1884), ("::1", 1883))
 
 
 @pytest.mark.parametrize("text, message", [
@@ -211,6 +216,9 @@ def test_mqtt_server_addresses(text, address):
     ("", "'' has no host"),
     ("broker:0", "port '0' is not a number from 1 to 65535"),
     ("broker:65536", "port '65536' is not a number from 1 to 65535"),
+    ("mq1:1883, mq2:0", "port '0' is not a number from 1 to 65535"),
+    ("mq1, mq1:1883", "mq1:1883 is listed twice"),
+    (" , ", "',' has no host"),
 ])
 def test_mqtt_server_errors(text, message):
     assert problem("mqtt.server", text) == message
@@ -345,7 +353,7 @@ def test_placeholders_lists_names_in_order():
 SPEC_DEFAULTS = {
     "ocpp.listener.ws": ("0.0.0.0", 33033), "ocpp.listener.wss": None, "ocpp.listener.path": "/ocpp",
     "ocpp.listener.max_connections": 10000, "ocpp.listener.ssl.certfile": None,
-    "ocpp.listener.ssl.keyfile": None, "ocpp.listener.ssl.cacertfile": None,
+    "ocpp.listener.ssl.keyfile": None, "ocpp.listener.ssl.cacertfile": None, "ocpp.listener.ssl.crlfile": None,
     "ocpp.listener.ssl.verify": "verify_none", "ocpp.listener.ssl.fail_if_no_peer_cert": False,
     "ocpp.listener.ssl.organization": None, "ocpp.listener.fail_if_no_subprotocol": True,
     "ocpp.mountpoint": "ocpp/", "ocpp.default_heartbeat_interval": 60.0,
@@ -360,7 +368,7 @@ SPEC_DEFAULTS = {
     "ocpp.versions": ("ocpp2.1", "ocpp2.0.1", "ocpp1.6"), "ocpp.default_version": "ocpp1.6",
     **{f"{name}.{version}": None for version in ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
        for name in ("ocpp.upstream.topic", "ocpp.upstream.reply_topic", "ocpp.upstream.error_topic")},
-    "mqtt.server": ("127.0.0.1", 1883), "mqtt.username": None,
+    "mqtt.server": (("127.0.0.1", 1883),), "mqtt.username": None,
     "mqtt.password": None, "mqtt.protocol": "3.1.1", "mqtt.keepalive": 30.0, "mqtt.session_expiry": 3600.0,
     "mqtt.ssl.cafile": None, "mqtt.ssl.certfile": None, "mqtt.ssl.keyfile": None,
     "mqtt.max_queued_messages": 10000, "auth.backend": "file", "auth.file": "/etc/ocpp_gw/passwd",

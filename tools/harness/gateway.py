@@ -9,16 +9,21 @@ import signal
 import subprocess
 import sys
 import uuid
+import weakref
 from pathlib import Path
 from typing import Mapping
 
+from .leaks import FINDINGS, Resources, excess_after, resources
 from .ports import free_port
 from .process import OutputLines, matcher
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "ocpp_gw ready"
+# How long a gateway gets, once a test's charge points are gone, to end their threads and close their sockets.
+LEAK_DEADLINE = 10.0
 TEST_CIDS = [f"CP{n:03d}" for n in range(1, 51)]
 _instances = itertools.count(1)
+RUNNING: "weakref.WeakSet[GatewayProcess]" = weakref.WeakSet()  # started and not yet seen to exit
 
 
 def password_for(cid: str) -> str:
@@ -76,6 +81,7 @@ class GatewayProcess:
         self.open_files_limit: int | None = None  # RLIMIT_NOFILE (soft and hard) for the process
         self.python_path: list[Path] = []  # searched before the tree, e.g. for a fault-injecting sitecustomize
         self.env: dict[str, str] = {}
+        self.idle: Resources | None = None  # threads and descriptors once ready, before any charge point
 
     # addresses
     @property
@@ -135,7 +141,26 @@ class GatewayProcess:
                 f"gateway not ready within {ready_timeout}s (exit status {status}); config:\n"
                 f"{self.config_path.read_text()}\nlog:\n{self.output.tail()}"
             )
+        self.idle = resources(self.process.pid)
+        RUNNING.add(self)
         return self
+
+    def leaks(self, timeout: float = LEAK_DEADLINE) -> str | None:
+        """Threads or descriptors held beyond the idle state, once they had `timeout` seconds to go; None when
+        the process is not running (it was stopped or killed: nothing to compare)."""
+        if self.process is None or self.process.poll() is not None or self.idle is None:
+            return None
+        try:
+            over = excess_after(lambda: resources(self.process.pid), self.idle, timeout)
+        except FileNotFoundError:  # it exited meanwhile
+            return None
+        return None if over is None else f"gateway {self.client_id} (pid {self.process.pid}): {over}"
+
+    def record_leaks(self, timeout: float = LEAK_DEADLINE) -> None:
+        """For a fixture about to stop this gateway: note its leaks for the autouse check to fail the test."""
+        finding = self.leaks(timeout)
+        if finding is not None:
+            FINDINGS.add(finding)
 
     def _limit_open_files(self) -> None:
         import resource

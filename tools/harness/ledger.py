@@ -12,6 +12,9 @@ CSMS call  answered by the CP (CallResult / CallError), a gateway error (by reas
            the broker at publish time (MQTT 5 PUBACK "no matching subscribers", 0x10: the backend
            is told). A call still open at the end is "in flight in a killed process" when it was
            open at the moment the harness killed the gateway (listed one by one), else UNACCOUNTED.
+Either     open when the harness stopped the broker node the gateway was on, and never answered
+           (still open, or a CP-side timeout): lost in flight in that node, listed one by one (bridged
+           nodes do not replicate in-flight QoS 1 messages; docs/reliability.md).
 
 The accounting (``Ledger``, ``Report``, the classify functions) is pure; below it are the actors
 (``Fleet`` of charge points, ``Csms``) and the fault steps the short test and ``bench/soak.py``
@@ -47,6 +50,7 @@ ENDINGS: dict[tuple[str, str], tuple[str, bool]] = {
     (CP, "gateway_killed"): ("ended: connection lost, the gateway was killed", True),
     (CP, "closed_by_gateway"): ("ended: the gateway closed the connection", True),
     (CP, "timeout"): ("UNACCOUNTED: no answer and no close", False),
+    (CP, "node_lost"): ("no answer: in flight in a stopped broker node (listed)", True),
     (CP, "wrong_answer"): ("UNACCOUNTED: answered with another call's answer", False),
     (CP, "open"): ("UNACCOUNTED: still open at the end", False),
     (CSMS, "answered"): ("answered: CallResult from the charge point", True),
@@ -54,6 +58,7 @@ ENDINGS: dict[tuple[str, str], tuple[str, bool]] = {
     (CSMS, "gateway_error"): ("answered: gateway error", True),
     (CSMS, "no_subscriber"): ("refused by the broker: no subscriber (PUBACK 0x10)", True),
     (CSMS, "killed"): ("in flight in a killed process (listed)", True),
+    (CSMS, "node_lost"): ("no answer: in flight in a stopped broker node (listed)", True),
     (CSMS, "wrong_answer"): ("UNACCOUNTED: answered with another call's answer", False),
     (CSMS, "open"): ("UNACCOUNTED: no answer", False),
 }
@@ -72,6 +77,7 @@ class Entry:
     detail: str = ""
     ended: float | None = None
     open_at_kill: bool = False
+    open_at_node_loss: bool = False  # open when the broker node the gateway was on was stopped
     phase: str = ""      # the fault under way when it started ("broker down", "gateway down")
     deliveries: int = 0  # times the other side received the call
     answers: int = 0     # endings that arrived (more than one: duplicates)
@@ -135,7 +141,7 @@ class Report:
                               ("frames matching no call of the ledger", self.strays)):
             if values:
                 lines.append(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in sorted(values.items())))
-        for title, entries in (("in flight in a killed process", self.killed),
+        for title, entries in (("in flight in a killed process or a stopped broker node", self.killed),
                                ("UNACCOUNTED", self.unaccounted)):
             lines.append(f"  {title}: {len(entries)}")
             for entry in entries[:limit]:
@@ -155,6 +161,7 @@ class Ledger:
         self.t0 = clock()
         self.epoch = 0              # bumped by each gateway kill
         self.gateway_down = False
+        self.node_stopping = False  # a broker node is shutting down (broker_node_stopping)
         self.phase = ""             # set by the fault steps while a fault lasts
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], Entry] = {}
@@ -173,14 +180,14 @@ class Ledger:
             key = (side, uid)
             if key in self._entries:
                 raise ValueError(f"{side} call {uid} started twice")
-            entry = Entry(side, cid, uid, self._now(), phase=self.phase)
+            entry = Entry(side, cid, uid, self._now(), phase=self.phase, open_at_node_loss=self.node_stopping)
             self._entries[key] = entry
             self._open[key] = entry
             self._started[side] += 1
 
     def end(self, side: str, uid: str, kind: str, detail: str = "") -> bool:
         """Book how a call ended; the first ending wins. False for a repeat or an unknown call."""
-        if (side, kind) not in ENDINGS or kind in ("open", "killed"):
+        if (side, kind) not in ENDINGS or kind in ("open", "killed", "node_lost"):
             raise ValueError(f"not an ending a {side} call can be given: {kind}")
         with self._lock:
             entry = self._entries.get((side, uid))
@@ -226,6 +233,21 @@ class Ledger:
                 entry.open_at_kill = True
             return self.epoch
 
+    def broker_node_stopping(self) -> None:
+        """Call right before stopping the broker node the gateway is on, and `broker_node_gone` once it has
+        exited. Between nodes that do not replicate in-flight QoS 1 messages (bridged brokers), a call or an
+        answer that node holds, or takes while it shuts down, dies with it: a call open now or started until
+        then that gets no answer (a CSMS call still open at the end, a CP call that timed out) is listed as lost
+        in the node, not counted as unaccounted. Any other ending counts as usual."""
+        with self._lock:
+            self._faults["broker node lost"] += 1
+            self.node_stopping = True
+            for entry in self._open.values():
+                entry.open_at_node_loss = True
+
+    def broker_node_gone(self) -> None:
+        self.node_stopping = False
+
     def gateway_back(self) -> None:
         self.gateway_down = False
         self.phase = ""
@@ -252,7 +274,10 @@ class Ledger:
             killed: list[Entry] = []
             for entry in self._entries.values():
                 kind, detail = entry.kind, entry.detail
-                if kind is None:
+                if entry.open_at_node_loss and kind in (None, "timeout"):
+                    kind, detail = "node_lost", ""
+                    killed.append(entry)
+                elif kind is None:
                     kind = "killed" if entry.side == CSMS and entry.open_at_kill else "open"
                     (killed if kind == "killed" else unaccounted).append(entry)
                 elif not ENDINGS[(entry.side, kind)][1]:

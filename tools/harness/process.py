@@ -31,6 +31,7 @@ class OutputLines:
                     self.lines.append(line.rstrip("\n"))
                     self._changed.notify_all()
         finally:
+            stream.close()  # at EOF: the child is gone, and its pipe must not outlive the test
             with self._changed:
                 self.closed = True
                 self._changed.notify_all()

@@ -407,7 +407,9 @@
     facts($("status-facts"), [
       ["MQTT broker", el("span", {},
         el("span", { class: `badge ${mqtt.connected ? "state-ok" : "state-error"}` }, mqtt.connected ? "connected" : "not connected"),
-        ` ${mqtt.server} as ${mqtt.client_id} (MQTT ${mqtt.protocol})`)],
+        ` ${mqtt.server} as ${mqtt.client_id} (MQTT ${mqtt.protocol})`,
+        mqtt.servers && mqtt.servers.length > 1
+          ? ` — ${mqtt.connected ? "in use" : "trying"} of ${mqtt.servers.join(", ")}` : "")],
       ["Charge points", `${s.connections} connected`],
       ["Uptime", `${uptime(s.uptime)} (since ${clock(s.started_at)})`],
       ["Version", `ocpp-gw ${s.version}`],
