@@ -25,6 +25,8 @@ import json
 import os
 import logging
 import re
+import selectors
+import socket
 import sys
 import threading
 import time
@@ -641,7 +643,38 @@ def console_files() -> dict[str, bytes]:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    """Serves until :meth:`stop_serving`, sleeping until a request or the stop comes.
+
+    ``serve_forever`` would wake every ``poll_interval`` (0.5 s) to look for a stop request, and
+    its ``shutdown`` waits for that wake-up: half a second of every gateway stop. Here the serving
+    thread also waits on a socket that :meth:`stop_serving` writes to, so a stop wakes it at once.
+    """
+
     daemon_threads = True
+
+    def __init__(self, address, handler):
+        super().__init__(address, handler)
+        # Non-blocking: a connection gone between poll() and accept() must not block the loop.
+        self.socket.setblocking(False)
+        self._stop_reader, self._stop_writer = socket.socketpair()
+
+    def serve_until_stopped(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._stop_reader, selectors.EVENT_READ)
+            while True:
+                ready = {key.fileobj for key, _ in selector.select()}
+                if self._stop_reader in ready:
+                    return
+                self.handle_request()  # accepts (it is ready) and hands the request to its thread
+
+    def stop_serving(self, serving: threading.Thread, timeout: float = 2.0) -> None:
+        """Wake the loop, wait for its thread to end, close the listening socket."""
+        self._stop_writer.send(b"\0")
+        serving.join(timeout)
+        self.server_close()
+        self._stop_reader.close()
+        self._stop_writer.close()
 
     def handle_error(self, request, client_address) -> None:
         # Health checkers (HAProxy) reset the connection once they have the status line.
@@ -665,7 +698,7 @@ class AdminServer:
         self.httpd.RequestHandlerClass = type("Handler", (_Handler,),
                                               {"router": AdminRouter(api, policy, console_files())})
         self.token_required = token is not None
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="ocpp-admin",
+        self.thread = threading.Thread(target=self.httpd.serve_until_stopped, name="ocpp-admin",
                                        daemon=True)
 
     def start(self) -> None:
@@ -674,5 +707,4 @@ class AdminServer:
                  "admin token required" if self.token_required else "no login: loopback only")
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.stop_serving(self.thread)

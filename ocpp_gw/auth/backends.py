@@ -20,7 +20,7 @@ from .. import __version__
 from ..protocol.handshake import AuthUnavailable
 from .throttle import FailureThrottle, ThrottledBackend
 from .credentials_file import Credential, load_credentials
-from .passwords import generate_password, hash_password, verify
+from .passwords import decoy_hash, verify
 
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class FileBackend:
         self.path = path
         self._table: dict[str, Credential] = {}
         # Unknown users are checked against this, so they cost one KDF run like known ones.
-        self._decoy_hash = hash_password(generate_password())
+        self._decoy_hash = decoy_hash()
         # cid -> (stored hash, keyed digest of the password that matched it): a charger that
         # reconnects with the password it used before skips the KDF. The key never leaves memory.
         self._verified: dict[str, tuple[str, bytes]] = {}

@@ -70,10 +70,17 @@ class _SaltedHash(NamedTuple):
 def hash_password(password: str) -> str:
     """The scheme for a secret a person chose: salted scrypt."""
     salt = secrets.token_bytes(_SALT_BYTES)
-    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, _HASH_BYTES)
-    return "$".join(
-        ["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)]
-    )
+    return _format_hash(salt, _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, _HASH_BYTES))
+
+
+def decoy_hash() -> str:
+    """A hash in :func:`hash_password`'s format and cost that no password matches: checking an unknown
+    user against it costs what checking a known one does. Random bytes, so making it runs no KDF."""
+    return _format_hash(secrets.token_bytes(_SALT_BYTES), secrets.token_bytes(_HASH_BYTES))
+
+
+def _format_hash(salt: bytes, digest: bytes) -> str:
+    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
 
 
 def hash_machine_made(secret: str) -> str:

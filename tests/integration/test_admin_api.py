@@ -61,20 +61,59 @@ def browser_headers(gateway, **extra) -> dict:
     return {"Origin": origin, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", **extra}
 
 
+def with_admin_listener(gateway):
+    """The admin listener on, at the gateway's admin port (_support turns it off for other tests)."""
+    gateway.settings["admin.listener"] = f"127.0.0.1:{gateway.admin_port}"
+    gateway.config_path.write_text(render_config(gateway.settings))
+    return gateway
+
+
 @pytest.fixture
 def start(gateway_factory):
-    """Like the integration `start`, with the admin listener on (_support turns it off for other tests)."""
+    """A gateway of this test's own with the admin listener on: for tests that count or list everything the
+    gateway has seen, or need settings, a broker or a credentials file of their own."""
     def make(overrides: dict | None = None, **options):
-        gateway = start_gateway(gateway_factory, overrides, start=False, **options)
-        gateway.settings["admin.listener"] = f"127.0.0.1:{gateway.admin_port}"
-        gateway.config_path.write_text(render_config(gateway.settings))
-        return gateway.start()
+        return with_admin_listener(start_gateway(gateway_factory, overrides, start=False, **options)).start()
     return make
 
 
-@pytest.fixture
-def gw(start):
-    return start()
+# Gateways shared by the tests of this module that look only at their own charge points (each its own cids)
+# or at answers that do not depend on what came before: a gateway start per test would cost more than all of them.
+
+@pytest.fixture(scope="module")
+def gw(module_start):
+    """The admin API with the defaults, shared."""
+    return with_admin_listener(module_start(start=False)).start()
+
+
+@pytest.fixture(scope="module")
+def module_passwd(tmp_path_factory, passwd_file):
+    """A credentials file for the module's shared `editing_gw` (the session's one is shared too widely)."""
+    path = tmp_path_factory.mktemp("module-passwd") / "passwd"
+    shutil.copy(passwd_file, path)
+    os.chmod(path, 0o640)
+    return path
+
+
+@pytest.fixture(scope="module")
+def editing_gw(module_start, module_passwd):
+    """Shared by the credential-editing tests; each adds, changes or removes cids no other test touches."""
+    return with_admin_listener(module_start({"auth.file": module_passwd}, start=False)).start()
+
+
+@pytest.fixture(scope="module")
+def module_token_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("module-token") / "admin.token"
+    path.write_text(TOKEN + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def token_gw(module_start, module_token_file):
+    """Shared by the tests with an admin token that make fewer wrong guesses than the login throttle allows
+    (the throttling test has a gateway of its own)."""
+    return with_admin_listener(module_start({"admin.token_file": module_token_file}, start=False)).start()
 
 
 @pytest.fixture
@@ -124,8 +163,8 @@ def test_clients_lists_a_connected_charge_point_with_what_the_console_shows(star
     assert {"state", "messages_out"} <= set(client)
 
 
-def test_show_returns_the_history_with_the_boot_notification(start):
-    gateway = start()
+def test_show_returns_the_history_with_the_boot_notification(gw):
+    gateway = gw
     with connect_cp(gateway, "CP002") as cp:
         cp.send(json.dumps(BOOT))
         assert wait_until(lambda: call(gateway, "GET", "/api/v1/clients/CP002").json.get("history"), 5.0)
@@ -260,8 +299,8 @@ def test_healthz_is_503_while_the_broker_is_down_and_200_again_after(start, priv
     assert wait_until(lambda: call(gateway, "GET", "/healthz").status == 200, 40.0)
 
 
-def test_status_shows_mqtt_listeners_uptime_version_and_the_configuration(start):
-    gateway = start()
+def test_status_shows_mqtt_listeners_uptime_version_and_the_configuration(gw):
+    gateway = gw
     status = call(gateway, "GET", "/api/v1/status").json
     assert status["mqtt"]["connected"] is True and status["mqtt"]["client_id"] == gateway.client_id
     assert {(l["name"], l["address"], l["alive"]) for l in status["listeners"]} == {
@@ -284,24 +323,24 @@ def test_credentials_lists_cids_and_profiles_never_hashes(start, passwd_copy):
     assert len(listing["credentials"]) == 50
 
 
-def test_a_credential_added_with_a_generated_password_lets_the_charge_point_in_at_once(start, passwd_copy):
-    gateway = start({"auth.file": passwd_copy})
+def test_a_credential_added_with_a_generated_password_lets_the_charge_point_in_at_once(editing_gw, module_passwd):
+    gateway = editing_gw
     made = call(gateway, "POST", "/api/v1/credentials", {"cid": "NEW-1"})
     assert made.status == 201 and made.json["cid"] == "NEW-1" and made.json["profile"] == 1
     password = made.json["password"]
     assert len(password) >= 20
     with connect_cp(gateway, "NEW-1", password=password):
         wait_for_client(gateway, "NEW-1")
-    assert "NEW-1" in auth.load_credentials(str(passwd_copy))
+    assert "NEW-1" in auth.load_credentials(str(module_passwd))
     assert password not in "\n".join(gateway.logs)
 
 
-def test_a_credential_added_with_a_typed_password_and_profile(start, passwd_copy):
-    gateway = start({"auth.file": passwd_copy})
+def test_a_credential_added_with_a_typed_password_and_profile(editing_gw, module_passwd):
+    gateway = editing_gw
     made = call(gateway, "POST", "/api/v1/credentials", {"cid": "NEW-2", "password": "typed-password", "profile": 2})
     assert made.status == 201 and made.json == {"cid": "NEW-2", "profile": 2}
-    assert auth.load_credentials(str(passwd_copy))["NEW-2"].profile == 2
-    assert auth.verify(auth.load_credentials(str(passwd_copy))["NEW-2"].password_hash, "typed-password")
+    assert auth.load_credentials(str(module_passwd))["NEW-2"].profile == 2
+    assert auth.verify(auth.load_credentials(str(module_passwd))["NEW-2"].password_hash, "typed-password")
 
 
 @pytest.mark.parametrize("body, status, error", [
@@ -312,32 +351,32 @@ def test_a_credential_added_with_a_typed_password_and_profile(start, passwd_copy
     ({"cid": "NEW-3", "profile": 4}, 400, "profile"),
     ({"cid": "NEW-3", "password": "short"}, 400, "at least 8"),
 ])
-def test_bad_credential_additions_are_refused_and_change_nothing(start, passwd_copy, body, status, error):
-    gateway = start({"auth.file": passwd_copy})
-    before = passwd_copy.read_bytes()
+def test_bad_credential_additions_are_refused_and_change_nothing(editing_gw, module_passwd, body, status, error):
+    gateway = editing_gw
+    before = module_passwd.read_bytes()
     reply = call(gateway, "POST", "/api/v1/credentials", body)
     assert reply.status == status and error in reply.json["error"]
-    assert passwd_copy.read_bytes() == before
+    assert module_passwd.read_bytes() == before
 
 
-def test_a_credential_must_be_sent_as_json(start, passwd_copy):
-    gateway = start({"auth.file": passwd_copy})
+def test_a_credential_must_be_sent_as_json(editing_gw):
+    gateway = editing_gw
     reply = call(gateway, "POST", "/api/v1/credentials", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert reply.status == 415
 
 
-def test_setting_the_security_profile_keeps_the_password(start, passwd_copy):
-    gateway = start({"auth.file": passwd_copy})
+def test_setting_the_security_profile_keeps_the_password(editing_gw, module_passwd):
+    gateway = editing_gw
     reply = call(gateway, "PATCH", "/api/v1/credentials/CP010", {"profile": 3})
     assert reply.status == 200 and reply.json == {"cid": "CP010", "profile": 3}
-    entry = auth.load_credentials(str(passwd_copy))["CP010"]
+    entry = auth.load_credentials(str(module_passwd))["CP010"]
     assert entry.profile == 3 and auth.verify(entry.password_hash, gateway.password("CP010"))
     assert call(gateway, "PATCH", "/api/v1/credentials/NOPE", {"profile": 2}).status == 404
     assert call(gateway, "PATCH", "/api/v1/credentials/CP010", {}).status == 400
 
 
-def test_a_new_generated_password_replaces_the_old_one_at_once(start, passwd_copy):
-    gateway = start({"auth.file": passwd_copy})
+def test_a_new_generated_password_replaces_the_old_one_at_once(editing_gw):
+    gateway = editing_gw
     reply = call(gateway, "PATCH", "/api/v1/credentials/CP011", {"generate_password": True})
     new_password = reply.json["password"]
     with pytest.raises(Exception, match="401"):
@@ -346,8 +385,8 @@ def test_a_new_generated_password_replaces_the_old_one_at_once(start, passwd_cop
         wait_for_client(gateway, "CP011")
 
 
-def test_a_removed_credential_is_refused_at_once(start, passwd_copy):
-    gateway = start({"auth.file": passwd_copy})
+def test_a_removed_credential_is_refused_at_once(editing_gw):
+    gateway = editing_gw
     reply = call(gateway, "DELETE", "/api/v1/credentials/CP012")
     assert reply.status == 200 and reply.json == {"removed": "CP012"}
     with pytest.raises(Exception, match="401"):
@@ -375,15 +414,15 @@ def test_credentials_are_read_only_without_the_file_backend(start):
 
 # -- access: loopback without a token ---------------------------------------------------------------
 
-def test_a_cross_site_post_is_refused_and_adds_nothing(start, passwd_copy):
-    gateway = start({"auth.file": passwd_copy})
-    before = passwd_copy.read_bytes()
+def test_a_cross_site_post_is_refused_and_adds_nothing(editing_gw, module_passwd):
+    gateway = editing_gw
+    before = module_passwd.read_bytes()
     for headers in ({"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
                     {"Origin": "http://evil.example"},
                     {"Sec-Fetch-Site": "cross-site"}):
         reply = call(gateway, "POST", "/api/v1/credentials", {"cid": "EVIL1"}, headers)
         assert reply.status == 403 and "cross-site" in reply.json["error"]
-    assert passwd_copy.read_bytes() == before
+    assert module_passwd.read_bytes() == before
 
 
 def test_a_dns_rebinding_host_is_refused(gw):
@@ -391,8 +430,8 @@ def test_a_dns_rebinding_host_is_refused(gw):
     assert reply.status == 403
 
 
-def test_a_same_origin_page_needs_the_csrf_token_from_its_session(start, passwd_copy):
-    gateway = start({"auth.file": passwd_copy})
+def test_a_same_origin_page_needs_the_csrf_token_from_its_session(editing_gw):
+    gateway = editing_gw
     refused = call(gateway, "POST", "/api/v1/credentials", {"cid": "PAGE1"}, browser_headers(gateway))
     assert refused.status == 403 and "X-CSRF-Token" in refused.json["error"]
     session = call(gateway, "GET", "/api/v1/session").json
@@ -413,8 +452,8 @@ def test_answers_carry_no_cors_permission_and_forbid_framing(gw):
 
 # -- access: with a token ----------------------------------------------------------------------------
 
-def test_with_a_token_the_api_needs_it_but_healthz_and_the_page_do_not(start, token_file):
-    gateway = start({"admin.token_file": token_file})
+def test_with_a_token_the_api_needs_it_but_healthz_and_the_page_do_not(token_gw):
+    gateway = token_gw
     refused = call(gateway, "GET", "/api/v1/clients")
     assert refused.status == 401 and refused.headers["www-authenticate"].startswith("Bearer")
     assert call(gateway, "GET", "/metrics").status == 401
@@ -426,8 +465,8 @@ def test_with_a_token_the_api_needs_it_but_healthz_and_the_page_do_not(start, to
     assert call(gateway, "GET", "/api/v1/session").json["logged_in"] is False
 
 
-def test_a_login_sets_an_httponly_strict_cookie_whose_csrf_token_guards_changes(start, token_file):
-    gateway = start({"admin.token_file": token_file})
+def test_a_login_sets_an_httponly_strict_cookie_whose_csrf_token_guards_changes(token_gw):
+    gateway = token_gw
     login = call(gateway, "POST", "/api/v1/login", {"token": TOKEN}, browser_headers(gateway))
     assert login.status == 200 and login.json["logged_in"] is True
     cookie = login.headers["set-cookie"]
@@ -452,8 +491,8 @@ def test_wrong_tokens_are_throttled(start, token_file):
     assert call(gateway, "POST", "/api/v1/login", {"token": TOKEN}).status == 429
 
 
-def test_ctl_sends_the_token_from_the_config(start, token_file):
-    gateway = start({"admin.token_file": token_file})
+def test_ctl_sends_the_token_from_the_config(token_gw):
+    gateway = token_gw
     with connect_cp(gateway, "CP013"):
         wait_for_client(gateway, "CP013", bearer())
         result = subprocess.run([sys.executable, "-m", "ocpp_gw", "ctl", "-c", str(gateway.config_path),

@@ -156,6 +156,22 @@ def test_known_and_unknown_users_cost_one_kdf_run_each(passwd_file: Path, monkey
     assert len(runs) == 1
 
 
+def test_a_file_backend_starts_without_running_the_kdf(passwd_file: Path, monkeypatch) -> None:
+    # Every gateway start (and every test gateway) would pay one scrypt run, ~20-130 ms of CPU.
+    runs = []
+    monkeypatch.setattr(passwords, "_scrypt", lambda *args: runs.append(args))
+    FileBackend(str(passwd_file))
+    assert runs == []
+
+
+def test_the_decoy_hash_has_the_cost_and_shape_of_a_real_one_and_matches_nothing() -> None:
+    decoy, real = passwords.parse_hash(passwords.decoy_hash()), passwords.parse_hash(hash_password("x"))
+    assert (decoy.n, decoy.r, decoy.p, len(decoy.salt), len(decoy.digest)) == \
+        (real.n, real.r, real.p, len(real.salt), len(real.digest))
+    assert decoy.salt != real.salt
+    assert not verify(passwords.decoy_hash(), "")
+
+
 def test_file_backend_takes_keyword_cid_and_peer(passwd_file: Path) -> None:
     backend = FileBackend(str(passwd_file))
     assert backend.requires_credentials
