@@ -1078,29 +1078,40 @@ def _cross_problems(values: Mapping[str, Any], overrides: Mapping[str, str],
                     channel_keys: Mapping[str, Any]) -> Iterator[tuple[str, str, tuple[str, ...]]]:
     """Yield (key, problem, keys to blame for the line) for every combination that cannot work."""
     yield from _channel_problems(values, channel_keys)
-    if values["ocpp.payload_format"] == "bare":
-        templates = [("ocpp.upstream.topic", values["ocpp.upstream.topic"], "call")]
-        templates += [(CHANNEL_PREFIX + rest, topic, "dnstream" if rest.endswith(".topic") else "answer")
-                      for rest, topic in channel_keys.items() if not rest.endswith(".allowed_actions")]
-        templates += [(OVERRIDE_PREFIX + action, topic, "call") for action, topic in overrides.items()]
-        templates += [(f"{name}.{version}", values[f"{name}.{version}"], kind)
-                      for version in VERSIONS if VERSIONS[version].bare_mode
-                      for name, kind in zip(VERSIONED_TOPIC_KEYS, ("call", "answer", "answer"))
-                      if values[f"{name}.{version}"] is not None]
-        templates += [("ocpp.upstream.reply_topic", values["ocpp.upstream.reply_topic"], "answer"),
-                      ("ocpp.upstream.error_topic", values["ocpp.upstream.error_topic"], "answer"),
-                      ("ocpp.dnstream.topic", values["ocpp.dnstream.topic"], "dnstream")]
-        for name, template, kind in templates:
-            present = set(placeholders(template))
-            lacking = [f"${{{p}}}" for p in _BARE_NEEDS[kind] if p not in present]
-            if lacking:
-                needs = ", ".join(f"${{{p}}}" for p in _BARE_NEEDS[kind])
-                yield (name, f"with ocpp.payload_format = bare the topic carries the message type, action and id, "
-                             f"so this template needs {needs}; it lacks {', '.join(lacking)}",
-                       (name, "ocpp.payload_format"))
-
+    yield from _bare_mode_problems(values, overrides, channel_keys)
     yield from _version_problems(values)
+    yield from _tls_and_auth_problems(values)
+    yield from _listener_problems(values)
 
+
+def _bare_mode_problems(values: Mapping[str, Any], overrides: Mapping[str, str],
+                        channel_keys: Mapping[str, Any]) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    """With ocpp.payload_format = bare, every topic template must carry type, action and id."""
+    if values["ocpp.payload_format"] != "bare":
+        return
+    templates = [("ocpp.upstream.topic", values["ocpp.upstream.topic"], "call")]
+    templates += [(CHANNEL_PREFIX + rest, topic, "dnstream" if rest.endswith(".topic") else "answer")
+                  for rest, topic in channel_keys.items() if not rest.endswith(".allowed_actions")]
+    templates += [(OVERRIDE_PREFIX + action, topic, "call") for action, topic in overrides.items()]
+    templates += [(f"{name}.{version}", values[f"{name}.{version}"], kind)
+                  for version in VERSIONS if VERSIONS[version].bare_mode
+                  for name, kind in zip(VERSIONED_TOPIC_KEYS, ("call", "answer", "answer"))
+                  if values[f"{name}.{version}"] is not None]
+    templates += [("ocpp.upstream.reply_topic", values["ocpp.upstream.reply_topic"], "answer"),
+                  ("ocpp.upstream.error_topic", values["ocpp.upstream.error_topic"], "answer"),
+                  ("ocpp.dnstream.topic", values["ocpp.dnstream.topic"], "dnstream")]
+    for name, template, kind in templates:
+        present = set(placeholders(template))
+        lacking = [f"${{{p}}}" for p in _BARE_NEEDS[kind] if p not in present]
+        if lacking:
+            needs = ", ".join(f"${{{p}}}" for p in _BARE_NEEDS[kind])
+            yield (name, f"with ocpp.payload_format = bare the topic carries the message type, action and id, "
+                         f"so this template needs {needs}; it lacks {', '.join(lacking)}",
+                   (name, "ocpp.payload_format"))
+
+
+def _tls_and_auth_problems(values: Mapping[str, Any]) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    """TLS, broker TLS, auth and admin keys that need one another."""
     if values["ocpp.listener.wss"] is not None:
         if values["ocpp.listener.ssl.certfile"] is None:
             yield ("ocpp.listener.ssl.certfile", "required when ocpp.listener.wss is on",
@@ -1128,6 +1139,9 @@ def _cross_problems(values: Mapping[str, Any], overrides: Mapping[str, str],
         yield ("admin.token_file", "required when admin.listener is not a loopback address",
                ("admin.listener",))
 
+
+def _listener_problems(values: Mapping[str, Any]) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+    """Two listeners on one port."""
     listeners = [(name, values[name]) for name in ("ocpp.listener.ws", "ocpp.listener.wss", "admin.listener")
                  if values[name] is not None]
     for index, (name, (host, port)) in enumerate(listeners):

@@ -72,9 +72,12 @@ def passwd_copy(tmp_path, passwd_file) -> Path:
 
 
 @pytest.fixture
-def console_gateway(gateway_factory, token_file, passwd_copy):
+def console_gateway(gateway_factory, token_file, passwd_copy, browser):
     """A gateway as an operator would expose it: admin token required, its own credentials file,
-    payloads kept in the history, and a short awaiting_timeout so a gateway error comes quickly."""
+    payloads kept in the history, and a short awaiting_timeout so a gateway error comes quickly.
+
+    When the test ends the browser leaves the console first: a console left open keeps polling, and
+    the gateway's leak check (before it stops) would count those requests' threads and sockets."""
     gateway = start_gateway(gateway_factory, {
         "admin.token_file": token_file,
         "auth.file": passwd_copy,
@@ -83,7 +86,8 @@ def console_gateway(gateway_factory, token_file, passwd_copy):
     }, start=False)
     gateway.settings["admin.listener"] = f"127.0.0.1:{gateway.admin_port}"  # _support turns it off
     gateway.config_path.write_text(render_config(gateway.settings))
-    return gateway.start()
+    yield gateway.start()
+    browser.get("about:blank")
 
 
 @pytest.fixture
