@@ -657,21 +657,24 @@ class _QuietServer(ThreadingHTTPServer):
         # Non-blocking: a connection gone between poll() and accept() must not block the loop.
         self.socket.setblocking(False)
         self._stop_reader, self._stop_writer = socket.socketpair()
+        # Made here, not on the serving thread: every descriptor of an idle gateway exists once it is
+        # ready (the leak checks compare against that idle state).
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self, selectors.EVENT_READ)
+        self._selector.register(self._stop_reader, selectors.EVENT_READ)
 
     def serve_until_stopped(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self, selectors.EVENT_READ)
-            selector.register(self._stop_reader, selectors.EVENT_READ)
-            while True:
-                ready = {key.fileobj for key, _ in selector.select()}
-                if self._stop_reader in ready:
-                    return
-                self.handle_request()  # accepts (it is ready) and hands the request to its thread
+        while True:
+            ready = {key.fileobj for key, _ in self._selector.select()}
+            if self._stop_reader in ready:
+                return
+            self.handle_request()  # accepts (it is ready) and hands the request to its thread
 
     def stop_serving(self, serving: threading.Thread, timeout: float = 2.0) -> None:
         """Wake the loop, wait for its thread to end, close the listening socket."""
         self._stop_writer.send(b"\0")
         serving.join(timeout)
+        self._selector.close()
         self.server_close()
         self._stop_reader.close()
         self._stop_writer.close()

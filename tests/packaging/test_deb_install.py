@@ -161,7 +161,8 @@ def test_installed_service_publishes_a_charge_points_boot_notification(service, 
     with charge_point(service) as connection:
         connection.send(json.dumps([2, "boot-1", "BootNotification", boot]))
         message = mqtt_probe.expect(f"{MOUNTPOINT}cp/{CID}", json_matches({"UniqueId": "boot-1"}), timeout=10)
-    assert message.json == {"MessageTypeId": 2, "UniqueId": "boot-1", "Action": "BootNotification", "Payload": boot}
+    assert message.json == {"MessageTypeId": 2, "UniqueId": "boot-1", "Action": "BootNotification", "Payload": boot,
+                            "Protocol": "ocpp1.6"}
 
 
 def test_installed_service_checks_calls_against_the_bundled_schemas(service):
