@@ -7,7 +7,7 @@ The codec, the pipe, the schema checker and the handshake consult a connection's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 CALL, CALLRESULT, CALLERROR, CALLRESULTERROR, SEND = 2, 3, 4, 5, 6
 
@@ -47,23 +47,15 @@ _CODES_16 = ErrorCodes(
     }),
 )
 
-_CODES_2X = ErrorCodes(
+# 2.x renamed two codes and added two; the rest are spelled as in 1.6.
+_CODES_2X = replace(
+    _CODES_16,
     format_violation="FormatViolation",
     occurrence_violation="OccurrenceConstraintViolation",
-    property_violation="PropertyConstraintViolation",
-    type_violation="TypeConstraintViolation",
-    not_implemented="NotImplemented",
-    internal_error="InternalError",
-    security_error="SecurityError",
-    generic_error="GenericError",
     message_type_not_supported="MessageTypeNotSupported",
     rpc_framework_error="RpcFrameworkError",
-    known=frozenset({
-        "FormatViolation", "GenericError", "InternalError", "MessageTypeNotSupported",
-        "NotImplemented", "NotSupported", "OccurrenceConstraintViolation",
-        "PropertyConstraintViolation", "ProtocolError", "RpcFrameworkError", "SecurityError",
-        "TypeConstraintViolation",
-    }),
+    known=(_CODES_16.known - {"FormationViolation", "OccurenceConstraintViolation"})
+    | {"FormatViolation", "OccurrenceConstraintViolation", "MessageTypeNotSupported", "RpcFrameworkError"},
 )
 
 
