@@ -1,5 +1,5 @@
-"""The baseline's central system served through the gateway: bench.baseline's ``CentralSystemSide`` (a
-mobilityhouse ``ocpp`` ChargePoint with @on handlers), unchanged, behind ``ocpp_gw.backend``.
+"""The baseline's central system served through the gateway: bench.baseline's central-system sides (a
+mobilityhouse ``ocpp`` ChargePoint with @on handlers per version), unchanged, behind ``ocpp_gw.backend``.
 
     python -m bench.adapter_csms --broker 127.0.0.1:1883 --interval 30
 
@@ -15,15 +15,15 @@ import sys
 
 from ocpp_gw.backend import Backend, BackendOptions
 
-from .baseline import CentralSystemSide
+from .baseline import Interval, central_system_side
 
 
 async def on_connect(connection, cid: str) -> None:
-    await CentralSystemSide(cid, connection).start()
+    await central_system_side(cid, connection, connection.subprotocol).start()
 
 
 async def run(args) -> None:
-    CentralSystemSide.interval = args.interval
+    Interval.seconds = args.interval
     async with Backend(on_connect, BackendOptions(broker=args.broker, client_id="bench-adapter")):
         print("ready", flush=True)
         await asyncio.Future()

@@ -3,7 +3,8 @@
     python -m bench.baseline --port 9000 --interval 30 [--passwd FILE]
 
 asyncio, `websockets.serve` and the library's defaults (its message validation included), answering
-the same actions as the bench's MQTT responder. With --passwd it checks the same Basic credentials as
+the same actions as the bench's MQTT responder, in the version the CP negotiated: the library's
+`v16`, `v201` or `v21` ChargePoint. With --passwd it checks the same Basic credentials as
 the gateway (same file, same scrypt verification, run off the event loop in asyncio's thread pool), so
 both sides pay the same price per login. Two settings differ from the defaults, so that a connection
 storm compares how fast each server gets CPs in rather than two limits the gateway does not have: the
@@ -19,31 +20,69 @@ import asyncio
 import sys
 import time
 
+from ocpp import v16, v21, v201
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16.enums import Action, RegistrationStatus
 from websockets.asyncio.server import basic_auth, serve
 
-from .ocppj import SUBPROTOCOL, utc_iso
+from .ocppj import DIALECTS, utc_iso
 
 PATH_PREFIX = "/ocpp/"
 BACKLOG = 4096
 OPEN_TIMEOUT = 120
 
 
-class CentralSystemSide(ChargePoint):
-    """The central system's end of one CP connection."""
+class Interval:
+    """The BootNotification interval every central-system side answers (set once at start)."""
 
-    interval = 30
+    seconds = 30
 
-    @on(Action.boot_notification)
+
+class CentralSystemSide(v16.ChargePoint):
+    """The central system's end of one OCPP 1.6 CP connection."""
+
+    @on(v16.enums.Action.boot_notification)
     async def on_boot_notification(self, charge_point_vendor, charge_point_model, **kwargs):
-        return call_result.BootNotification(current_time=utc_iso(time.time()), interval=self.interval,
-                                            status=RegistrationStatus.accepted)
+        return v16.call_result.BootNotification(current_time=utc_iso(time.time()), interval=Interval.seconds,
+                                                status=v16.enums.RegistrationStatus.accepted)
 
-    @on(Action.heartbeat)
+    @on(v16.enums.Action.heartbeat)
     async def on_heartbeat(self, **kwargs):
-        return call_result.Heartbeat(current_time=utc_iso(time.time()))
+        return v16.call_result.Heartbeat(current_time=utc_iso(time.time()))
+
+
+class CentralSystemSide201(v201.ChargePoint):
+    """The same answers to an OCPP 2.0.1 CP."""
+
+    @on(v201.enums.Action.boot_notification)
+    async def on_boot_notification(self, charging_station, reason, **kwargs):
+        return v201.call_result.BootNotification(current_time=utc_iso(time.time()), interval=Interval.seconds,
+                                                 status=v201.enums.RegistrationStatusEnumType.accepted)
+
+    @on(v201.enums.Action.heartbeat)
+    async def on_heartbeat(self, **kwargs):
+        return v201.call_result.Heartbeat(current_time=utc_iso(time.time()))
+
+
+class CentralSystemSide21(v21.ChargePoint):
+    """The same answers to an OCPP 2.1 CP."""
+
+    @on(v21.enums.Action.boot_notification)
+    async def on_boot_notification(self, charging_station, reason, **kwargs):
+        return v21.call_result.BootNotification(current_time=utc_iso(time.time()), interval=Interval.seconds,
+                                                status=v21.enums.RegistrationStatusEnumType.accepted)
+
+    @on(v21.enums.Action.heartbeat)
+    async def on_heartbeat(self, **kwargs):
+        return v21.call_result.Heartbeat(current_time=utc_iso(time.time()))
+
+
+SIDES = {"ocpp1.6": CentralSystemSide, "ocpp2.0.1": CentralSystemSide201, "ocpp2.1": CentralSystemSide21}
+SUBPROTOCOLS = [dialect.subprotocol for dialect in DIALECTS.values()]
+
+
+def central_system_side(cid: str, connection, subprotocol: str | None):
+    """The central-system side for the version the CP negotiated (1.6 when it offered none)."""
+    return SIDES.get(subprotocol or "ocpp1.6", CentralSystemSide)(cid, connection)
 
 
 async def serve_charge_point(connection) -> None:
@@ -55,7 +94,7 @@ async def serve_charge_point(connection) -> None:
     if username is not None and username != cid:
         await connection.close(1008, "username does not match the charge point id")
         return
-    await CentralSystemSide(cid, connection).start()
+    await central_system_side(cid, connection, connection.subprotocol).start()
 
 
 def credential_checker(path: str):
@@ -70,10 +109,10 @@ def credential_checker(path: str):
 
 
 async def run(args) -> None:
-    CentralSystemSide.interval = args.interval
+    Interval.seconds = args.interval
     process_request = basic_auth(realm="ocpp", check_credentials=credential_checker(args.passwd)) \
         if args.passwd else None
-    async with serve(serve_charge_point, args.host, args.port, subprotocols=[SUBPROTOCOL],
+    async with serve(serve_charge_point, args.host, args.port, subprotocols=SUBPROTOCOLS,
                      process_request=process_request, backlog=BACKLOG, open_timeout=OPEN_TIMEOUT) as server:
         print("ready", flush=True)
         await server.serve_forever()

@@ -107,7 +107,7 @@ def _memory(pid: int, guard: procfs.MemoryGuard) -> dict:
 def latency(target, sizes: Sizes, profile: bool) -> dict:
     """Figure 1: one CP, sequential Heartbeats."""
     target.start_with(QUIET_INTERVAL)
-    generators = Generators(target.url, 1, 1, f"{target.name}-latency")
+    generators = Generators(target.url, 1, 1, f"{target.tag}-latency", ocpp=target.ocpp)
     try:
         _populate(generators, 1, sizes.populate_deadline)
         answer, = generators.ask({"op": "sequence", "at": time.monotonic() + 0.2, "count": sizes.sequence},
@@ -126,7 +126,7 @@ def burst_and_sustain(target, sizes: Sizes, profile: bool, do_burst: bool, do_su
     target.start_with(QUIET_INTERVAL)
     profiler = Profiler(profile and target.name == "gateway", target.pid,
                         "burst" if do_burst else "sustain").__enter__()
-    generators = Generators(target.url, population, sizes.workers, f"{target.name}-burst")
+    generators = Generators(target.url, population, sizes.workers, f"{target.tag}-burst", ocpp=target.ocpp)
     results: dict = {}
     guard = procfs.MemoryGuard(target.pid, MEMORY_LIMIT_KB).__enter__()
     try:
@@ -193,7 +193,7 @@ def storm(target, sizes: Sizes, profile: bool) -> dict:
     results = {}
     for n in sizes.storm:
         target.start_with(QUIET_INTERVAL)
-        generators = Generators(target.url, n, sizes.workers, f"{target.name}-storm-{n}")
+        generators = Generators(target.url, n, sizes.workers, f"{target.tag}-storm-{n}", ocpp=target.ocpp)
         try:
             with Profiler(profile and target.name == "gateway", target.pid, f"storm-{n}"), \
                     procfs.MemoryGuard(target.pid, MEMORY_LIMIT_KB) as guard:
@@ -218,7 +218,7 @@ def hold(target, sizes: Sizes, profile: bool) -> dict:
     profiler = Profiler(profile and target.name == "gateway", target.pid, "hold").__enter__()
     time.sleep(0.5)
     before = procfs.status(target.pid)
-    generators = Generators(target.url, n, sizes.hold_workers, f"{target.name}-hold")
+    generators = Generators(target.url, n, sizes.hold_workers, f"{target.tag}-hold", ocpp=target.ocpp)
     guard = procfs.MemoryGuard(target.pid, MEMORY_LIMIT_KB).__enter__()
     try:
         population = _populate(generators, n, sizes.populate_deadline)

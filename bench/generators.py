@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+from .ocppj import DEFAULT_VERSION
 from .stack import LOGS, ROOT
 
 
@@ -21,7 +22,7 @@ def shares(total: int, parts: int) -> list[int]:
 class Generators:
     """`workers` processes simulating CPs first..first+total-1 of the bench's cids between them."""
 
-    def __init__(self, url: str, total: int, workers: int, tag: str, first: int = 0):
+    def __init__(self, url: str, total: int, workers: int, tag: str, first: int = 0, ocpp: str = DEFAULT_VERSION):
         workers = max(1, min(workers, total))
         self.counts = shares(total, workers)
         self.processes: list[subprocess.Popen] = []
@@ -31,7 +32,8 @@ class Generators:
         for index, count in enumerate(self.counts):
             log = open(LOGS / f"loadgen-{tag}-{index}.log", "w")
             process = subprocess.Popen(
-                [sys.executable, "-m", "bench.loadgen", "--url", url, "--first", str(start), "--count", str(count)],
+                [sys.executable, "-m", "bench.loadgen", "--url", url, "--first", str(start), "--count", str(count),
+                 "--ocpp", ocpp],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
             log.close()
             answers: queue.Queue = queue.Queue()

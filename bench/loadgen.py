@@ -1,8 +1,9 @@
 """Load generator worker: one process simulating a slice of the charge points over real OCPP-J.
 
-    python -m bench.loadgen --url ws://127.0.0.1:33033/ocpp/ --first 0 --count 2500
+    python -m bench.loadgen --url ws://127.0.0.1:33033/ocpp/ --first 0 --count 2500 [--ocpp 2.0.1]
 
-Each CP is a `websockets` client with the `ocpp1.6` subprotocol, Basic auth (its own password, see
+Each CP is a `websockets` client speaking one OCPP version (`--ocpp`, default 1.6: its subprotocol
+and its BootNotification; Heartbeats are alike in every version), Basic auth (its own password, see
 credentials.py), no compression and no WebSocket pings, so its Heartbeat is the only keepalive. A CP
 makes one call at a time and sends a Heartbeat when it has sent nothing for the interval its
 BootNotification answer gave.
@@ -34,7 +35,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from . import credentials
-from .ocppj import BOOT_PAYLOAD, CALL, HEARTBEAT_PAYLOAD, SUBPROTOCOL, call_frame, result_frame
+from .ocppj import CALL, DEFAULT_VERSION, DIALECTS, HEARTBEAT_PAYLOAD, Dialect, call_frame, result_frame
 
 CALL_TIMEOUT = 30.0
 
@@ -48,8 +49,10 @@ class CallFailed(Exception):
 
 
 class ChargePoint:
-    def __init__(self, cid: str, url: str, authorization: str, local_addr: tuple[str, int] | None):
+    def __init__(self, cid: str, url: str, authorization: str, local_addr: tuple[str, int] | None,
+                 dialect: Dialect = DIALECTS[DEFAULT_VERSION]):
         self.cid = cid
+        self.dialect = dialect
         self.url = url + cid
         self.authorization = authorization
         self.local_addr = local_addr
@@ -67,13 +70,13 @@ class ChargePoint:
     async def connect(self, open_timeout: float) -> None:
         extra = {"local_addr": self.local_addr} if self.local_addr else {}
         self.ws = await connect(
-            self.url, subprotocols=[SUBPROTOCOL], additional_headers={"Authorization": self.authorization},
+            self.url, subprotocols=[self.dialect.subprotocol], additional_headers={"Authorization": self.authorization},
             compression=None, ping_interval=None, open_timeout=open_timeout, close_timeout=1, proxy=None,
             user_agent_header=None, **extra)
         self._tasks.append(asyncio.create_task(self._read()))
 
     async def boot(self, timeout: float = CALL_TIMEOUT) -> None:
-        reply = await self.call("BootNotification", BOOT_PAYLOAD, timeout)
+        reply = await self.call("BootNotification", self.dialect.boot_payload, timeout)
         interval = reply[2].get("interval") if reply[0] == 3 and isinstance(reply[2], dict) else None
         if isinstance(interval, int) and interval > 0:
             self.interval = float(interval)
@@ -303,12 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", type=int, default=0, help="index of this worker's first CP")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--source", help="local address to connect from (e.g. 127.0.0.2)")
+    parser.add_argument("--ocpp", choices=DIALECTS, default=DEFAULT_VERSION, help="the OCPP version the CPs speak")
     args = parser.parse_args(argv)
     raise_fd_limit()
     seed = credentials.load_seed()
     local_addr = (args.source, 0) if args.source else None
     cids = [credentials.cid(i) for i in range(args.first, args.first + args.count)]
-    worker = Worker([ChargePoint(c, args.url, credentials.basic_authorization(seed, c), local_addr) for c in cids])
+    dialect = DIALECTS[args.ocpp]
+    worker = Worker([ChargePoint(c, args.url, credentials.basic_authorization(seed, c), local_addr, dialect)
+                     for c in cids])
     asyncio.run(serve_commands(worker))
     sys.stdout.flush()
     # Closing thousands of sockets politely takes long and measures nothing; the kernel closes them.

@@ -1,14 +1,33 @@
-"""OCPP-J 1.6 frames the simulated charge points send, and the answers both central systems give (pure)."""
+"""OCPP-J frames the simulated charge points send, and the answers both central systems give (pure)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
-SUBPROTOCOL = "ocpp1.6"
-BOOT_PAYLOAD = {"chargePointVendor": "BenchVendor", "chargePointModel": "LoadGen"}
-HEARTBEAT_PAYLOAD: dict = {}
+HEARTBEAT_PAYLOAD: dict = {}  # the same in every version
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What a simulated CP of one OCPP version says differently: its subprotocol and its boot.
+    The answers (BootNotification's currentTime, interval and status; Heartbeat's currentTime)
+    have the same shape in 1.6, 2.0.1 and 2.1."""
+
+    subprotocol: str
+    boot_payload: dict
+
+
+DIALECTS = {
+    "1.6": Dialect("ocpp1.6", {"chargePointVendor": "BenchVendor", "chargePointModel": "LoadGen"}),
+    "2.0.1": Dialect("ocpp2.0.1", {"reason": "PowerUp",
+                                   "chargingStation": {"vendorName": "BenchVendor", "model": "LoadGen"}}),
+    "2.1": Dialect("ocpp2.1", {"reason": "PowerUp",
+                               "chargingStation": {"vendorName": "BenchVendor", "model": "LoadGen"}}),
+}
+DEFAULT_VERSION = "1.6"
 
 
 def call_frame(unique_id: str, action: str, payload: dict) -> str:

@@ -11,6 +11,32 @@ TARGETS = ("gateway", "adapter", "baseline")
 # Column headings; "adapter" is the baseline's ocpp-library central system behind the gateway (ocpp_gw.backend).
 HEADINGS = {"gateway": "gateway", "adapter": "gateway + adapter", "baseline": "baseline"}
 FAILED = "failed"
+FIRST_VERSION = "1.6"
+VERSION_ORDER = ("1.6", "2.0.1", "2.1")
+
+
+def side_key(target: str, version: str) -> str:
+    """The results key of a target measured with CPs of one OCPP version: "gateway", "baseline 2.0.1"
+    (1.6 keeps the bare name, so results saved before versions existed still read)."""
+    return target if version == FIRST_VERSION else f"{target} {version}"
+
+
+def split_side(key: str) -> tuple[str, str]:
+    target, _, version = key.partition(" ")
+    return target, version or FIRST_VERSION
+
+
+def _measured_sides(results: dict) -> list[str]:
+    """Every side in the results, versions in order, then targets in order."""
+    keys = {key for sides in results.values() for key in sides}
+    return sorted(keys, key=lambda k: (TARGETS.index(split_side(k)[0]) if split_side(k)[0] in TARGETS else 99,
+                                       VERSION_ORDER.index(split_side(k)[1])
+                                       if split_side(k)[1] in VERSION_ORDER else 99))
+
+
+def _heading(key: str, several_versions: bool) -> str:
+    target, version = split_side(key)
+    return HEADINGS.get(target, target) + (f" {version}" if several_versions else "")
 
 
 def fmt(value, unit: str = "") -> str:
@@ -46,11 +72,12 @@ def _pick(pick, result):
 
 
 def rows(results: dict) -> list[tuple[str, str, dict, str, bool]]:
-    """(figure, metric, {target: value}, target, whether a ratio means something)."""
+    """(figure, metric, {side: value}, target, whether a ratio means something)."""
     table = []
+    sides = set(_measured_sides(results)) | set(TARGETS)
 
     def pair(figure, metric, pick, target="", compare=True):
-        values = {t: _pick(pick, results.get(figure, {}).get(t)) for t in TARGETS}
+        values = {t: _pick(pick, results.get(figure, {}).get(t)) for t in sides}
         table.append((figure, metric, values, target, compare))
 
     if "latency" in results:
@@ -81,23 +108,35 @@ def rows(results: dict) -> list[tuple[str, str, dict, str, bool]]:
     return table
 
 
-def _compared(results: dict) -> list[str]:
-    """The targets compared with the baseline: those measured, else the gateway (its column shows dashes)."""
-    measured = {target for sides in results.values() for target in sides}
-    return [t for t in TARGETS if t != "baseline" and t in measured] or ["gateway"]
+def _columns(results: dict) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """The sides compared with a baseline (those measured, else the gateway: its column shows dashes),
+    the baselines, and the ratios shown: each side over the baseline of its version, then each 2.x
+    side over the same target at 1.6."""
+    measured = _measured_sides(results)
+    compared = [k for k in measured if split_side(k)[0] != "baseline"] or ["gateway"]
+    baselines = [k for k in measured if split_side(k)[0] == "baseline"] or ["baseline"]
+    quotients = [(k, side_key("baseline", split_side(k)[1])) for k in compared]
+    quotients = [(k, b) for k, b in quotients if b in baselines or len(baselines) == 1 and b == "baseline"]
+    quotients += [(k, side_key(split_side(k)[0], FIRST_VERSION)) for k in compared + baselines
+                  if split_side(k)[1] != FIRST_VERSION and side_key(split_side(k)[0], FIRST_VERSION) in measured]
+    return compared, baselines, quotients
+
+
+def _ratio_cell(values: dict, over: str, under: str, compare: bool) -> str:
+    pair = (values.get(over), values.get(under))
+    return fmt(ratio(*pair) if compare and all(isinstance(v, (int, float)) for v in pair) else None, "×")
 
 
 def markdown_table(results: dict) -> str:
-    compared = _compared(results)
-    columns = [HEADINGS[t] for t in compared] + ["baseline"] + [f"{HEADINGS[t]} / baseline" for t in compared]
+    compared, baselines, quotients = _columns(results)
+    several = len({split_side(k)[1] for k in compared + baselines}) > 1
+    columns = ([_heading(k, several) for k in compared + baselines]
+               + [f"{_heading(a, several)} / {_heading(b, several)}" for a, b in quotients])
     lines = ["| figure | measure | " + " | ".join(columns) + " | target |",
              "|---|---|" + "---:|" * len(columns) + "---|"]
     for figure, metric, values, target, compare in rows(results):
-        baseline = values["baseline"]
-        quotients = [ratio(values[t], baseline) if compare and all(isinstance(v, (int, float))
-                                                                   for v in (values[t], baseline)) else None
-                     for t in compared]
-        cells = [fmt(values[t]) for t in compared] + [fmt(baseline)] + [fmt(q, "×") for q in quotients]
+        cells = ([fmt(values.get(k)) for k in compared + baselines]
+                 + [_ratio_cell(values, a, b, compare) for a, b in quotients])
         # The targets are the gateway's (issue 7); they say nothing about the adapter.
         shown_target = target if "gateway" in compared else ""
         lines.append(f"| {figure} | {metric} | " + " | ".join(cells) + f" | {shown_target} |")
@@ -135,8 +174,9 @@ def plot(results: dict, path: Path) -> bool:
         return False
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     styles = {"gateway": dict(color="tab:red"), "adapter": dict(color="tab:green"), "baseline": dict(color="tab:blue")}
-    for target in TARGETS:
-        style = styles[target]
+    for target in _measured_sides(results):
+        name, version = split_side(target)
+        style = dict(styles.get(name, {}), alpha=1.0 if version == FIRST_VERSION else 0.55)
         # A figure that failed on a side holds {"error": text} instead of per-size results.
         burst = _sized(results.get("burst", {}).get(target, {}).get("burst", {}))
         storm = _sized(results.get("storm", {}).get(target, {}))

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from . import credentials, figures, procfs, report
+from .ocppj import DEFAULT_VERSION, DIALECTS
 from .stack import ROOT, BaselineTarget, GatewayTarget, raise_fd_limit
 
 FIGURES = ("latency", "burst", "sustain", "storm", "hold")
@@ -32,6 +33,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--target", choices=("gateway", "adapter", "baseline"), action="append",
                         help="measure only this target (default gateway and baseline); adapter: the baseline's "
                              "ocpp-library central system served through the gateway by ocpp_gw.backend")
+    parser.add_argument("--ocpp", action="append", choices=DIALECTS, metavar="VERSION",
+                        help="the OCPP version the simulated CPs speak (1.6, 2.0.1 or 2.1; default 1.6); may be "
+                             "repeated: each figure is then measured on each target with each version, and the "
+                             "table adds each version's ratio to 1.6 on the same target")
     parser.add_argument("--gateway-switch-interval", type=float, metavar="SECONDS",
                         help="experiment: run the gateway with sys.setswitchinterval(SECONDS) (default: Python's 0.005)")
     parser.add_argument("--profile", action="store_true",
@@ -53,7 +58,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)} or 1-5")
     args.figures = [name for name in FIGURES if name in chosen]
     args.targets = args.target or ["gateway", "baseline"]
+    args.versions = list(dict.fromkeys(args.ocpp or [DEFAULT_VERSION]))
     return args
+
+
+def make_targets(args: argparse.Namespace, passwd: Path | None) -> list:
+    """Every (target, version) pair to measure, the versions of one target side by side."""
+    made = {"gateway": lambda version: GatewayTarget(passwd, args.gateway_switch_interval, ocpp=version),
+            "adapter": lambda version: GatewayTarget(passwd, args.gateway_switch_interval, adapter=True,
+                                                     ocpp=version),
+            "baseline": lambda version: BaselineTarget(passwd, ocpp=version)}
+    return [made[name](version) for name in args.targets for version in args.versions]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,33 +83,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: warning: the open-files limit ({fd_limit}) is tight for {largest} connections", flush=True)
     credentials.seed_file()
     passwd = credentials.credentials_file(largest, args.auth) if args.auth != "none" else None
-    targets = {"gateway": GatewayTarget(passwd, args.gateway_switch_interval),
-               "adapter": GatewayTarget(passwd, args.gateway_switch_interval, adapter=True),
-               "baseline": BaselineTarget(passwd)}
+    targets = make_targets(args, passwd)
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
-    print(f"bench: {command.strip()} — figures: {', '.join(args.figures)}; auth: {args.auth}", flush=True)
+    print(f"bench: {command.strip()} — figures: {', '.join(args.figures)}; auth: {args.auth}; "
+          f"OCPP {', '.join(args.versions)}", flush=True)
     started = time.time()
     busy_at_start, own_at_start = procfs.machine_busy_seconds(), procfs.own_seconds()
     results: dict = {}
     for name in args.figures:
         if name == "sustain" and "burst" in args.figures:
             continue  # measured on the burst's population
-        for target_name in args.targets:
-            target = targets[target_name]
-            print(f"[{time.strftime('%H:%M:%S')}] {name} on {target_name} ...", flush=True)
-            try:
-                if name in ("burst", "sustain"):
-                    both = figures.burst_and_sustain(target, sizes, args.profile, do_burst=name == "burst",
-                                                     do_sustain="sustain" in args.figures)
-                    for part in ("burst", "sustain"):
-                        if part in both:
-                            results.setdefault(part, {})[target_name] = both
-                else:
-                    results.setdefault(name, {})[target_name] = getattr(figures, name)(target, sizes, args.profile)
-            except Exception as error:  # noqa: BLE001 - one figure failing must not lose the others
-                print(f"    {name} on {target_name} failed: {type(error).__name__}: {error}", flush=True)
-                results.setdefault(name, {})[target_name] = {"error": f"{type(error).__name__}: {error}"}
-            print("   ", _one_line(name, results, target_name), flush=True)
+        for target in targets:
+            measure(name, target, args, sizes, results)
             _save({"partial": True, "results": results})
     table = report.markdown_table(results)
     print()
@@ -102,12 +102,31 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": command.strip(), "gateway_version": gateway_version(),
             "other_processes_cpu_percent": _others(started, busy_at_start, own_at_start), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
             "minutes": round((time.time() - started) / 60, 1), "machine": machine(), "auth": args.auth,
+            "ocpp_versions": args.versions,
             "gateway_switch_interval": args.gateway_switch_interval, "quick": args.quick, "profiled": args.profile, "sizes": sizes.__dict__}
     dump = {"meta": meta, "results": results}
     _save(dump)
     if args.update_doc:
         write_doc(args.update_doc, dump)
     return 0
+
+
+def measure(name: str, target, args: argparse.Namespace, sizes: figures.Sizes, results: dict) -> None:
+    """Figure `name` on one target into results[figure][target.key]; a failure is recorded, not raised."""
+    print(f"[{time.strftime('%H:%M:%S')}] {name} on {target.key} ...", flush=True)
+    try:
+        if name in ("burst", "sustain"):
+            both = figures.burst_and_sustain(target, sizes, args.profile, do_burst=name == "burst",
+                                             do_sustain="sustain" in args.figures)
+            for part in ("burst", "sustain"):
+                if part in both:
+                    results.setdefault(part, {})[target.key] = both
+        else:
+            results.setdefault(name, {})[target.key] = getattr(figures, name)(target, sizes, args.profile)
+    except Exception as error:  # noqa: BLE001 - one figure failing must not lose the others
+        print(f"    {name} on {target.key} failed: {type(error).__name__}: {error}", flush=True)
+        results.setdefault(name, {})[target.key] = {"error": f"{type(error).__name__}: {error}"}
+    print("   ", _one_line(name, results, target.key), flush=True)
 
 
 def _save(dump: dict) -> None:

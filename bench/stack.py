@@ -19,6 +19,8 @@ from pathlib import Path
 from tools.harness import Mosquitto, free_port, wait_for_port
 
 from .credentials import CACHE
+from .ocppj import DEFAULT_VERSION
+from .report import side_key
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = CACHE / "logs"
@@ -82,13 +84,31 @@ class Service:
         self._log.close()
 
 
-class GatewayTarget:
+class _Versioned:
+    """A target measured with CPs of one OCPP version: ``key`` names its results ("gateway",
+    "baseline 2.0.1"), ``tag`` its log files."""
+
+    name: str
+    ocpp: str = DEFAULT_VERSION
+
+    @property
+    def key(self) -> str:
+        return side_key(self.name, self.ocpp)
+
+    @property
+    def tag(self) -> str:
+        return self.key.replace(" ", "-")
+
+
+class GatewayTarget(_Versioned):
     """Mosquitto, a backend and `python -m ocpp_gw -c <generated conf>`. The backend is the fast MQTT
     responder (target "gateway") or, with ``adapter=True`` (target "adapter"), the baseline's `ocpp`
     library central system served by ocpp_gw.backend."""
 
-    def __init__(self, passwd: Path | None, switch_interval: float | None = None, adapter: bool = False):
+    def __init__(self, passwd: Path | None, switch_interval: float | None = None, adapter: bool = False,
+                 ocpp: str = DEFAULT_VERSION):
         self.passwd = passwd
+        self.ocpp = ocpp
         self.switch_interval = switch_interval
         self.adapter = adapter
         self.name = "adapter" if adapter else "gateway"
@@ -179,14 +199,15 @@ class GatewayTarget:
             self.broker = None
 
 
-class BaselineTarget:
+class BaselineTarget(_Versioned):
     """`python -m bench.baseline`: the mobilityhouse `ocpp` central system."""
 
     name = "baseline"
     helper_pids: dict = {}
 
-    def __init__(self, passwd: Path | None):
+    def __init__(self, passwd: Path | None, ocpp: str = DEFAULT_VERSION):
         self.passwd = passwd
+        self.ocpp = ocpp
         self.service: Service | None = None
 
     def start_with(self, interval: int) -> None:

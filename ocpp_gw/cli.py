@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load(path)
         if args.check_config:
-            from .config import checker_config
+            from .config import checker_config, version_policy
             from .service import make_checkers
-            make_checkers(checker_config(settings), settings.source)
+            make_checkers(checker_config(settings), settings.source, version_policy(settings).served)
             print(f"{path}: OK")
             return 0
     except ConfigError as err:

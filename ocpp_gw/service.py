@@ -98,7 +98,8 @@ def make_auth(settings):
 
 def make_checkers(config: CheckerConfig | None, source: str | None, versions=None):
     """The schema checker of each version in ``versions`` (default: every version the gateway
-    knows), compiled now; None when format checking is off."""
+    knows), compiled now; None when format checking is off. The service passes the versions it
+    serves: a 1.6-only gateway does not pay for the 2.x schemas (about 8 MB and 0.25 s)."""
     if config is None:
         return None  # and jsonschema is never imported: a heavy import
     from .protocol import schemas
@@ -122,7 +123,8 @@ class Service:
         limit_malloc_arenas()
         self.settings = settings
         self.config = config = Config.from_settings(settings)
-        self.runtime = build_runtime(config, make_auth(settings), make_checkers(config.checker, settings.source))
+        self.runtime = build_runtime(config, make_auth(settings), make_checkers(config.checker, settings.source,
+                                                                       config.listener.versions.served))
         self.listeners: list[Listener] = []
         self.admin: AdminServer | None = None
         self.watchdog: systemd.Watchdog | None = None

@@ -71,7 +71,7 @@ class OcppVersion:
     schema_subdir: str                 # where its schemas live under the schema directory ("" = top)
     bare_mode: bool                    # may be served with ocpp.payload_format = bare
     signed_actions: bool               # "<Action>-Signed" calls exist (2.x Part 4 §7)
-    max_error_description: int | None  # longer ErrorDescriptions are cut to this (2.x Table 7)
+    max_error_description: int | None  # a longer ErrorDescription is sent as "" (2.x Table 7)
     # How the checker finds an action's schemas: by id, <ocpp.json_schema_id_prefix><Action>Request
     # and ...Response (1.6: operators' own schema directories rely on it), or by file name,
     # <Action>Request.json and <Action>Response.json (2.x: the OCA files' ids differ per release).
@@ -98,9 +98,10 @@ class OcppVersion:
         return self.codes.format_violation
 
     def error_description(self, text: str) -> str:
-        """``text`` within the version's length limit for an ErrorDescription."""
+        """``text``, or "" where it is longer than the version allows (2.x Table 7 says so, rather than
+        cutting it: a cut text may no longer say what it meant)."""
         limit = self.max_error_description
-        return text if limit is None or len(text) <= limit else text[:limit - 3] + "..."
+        return text if limit is None or len(text) <= limit else ""
 
 
 V16 = OcppVersion(

@@ -187,3 +187,29 @@ def test_table_compares_the_adapter_with_the_baseline_when_it_was_measured():
                                      " | target |")
     assert "| latency | 1 CP, Heartbeat round trip p50 (ms) | 6 | 2 | 3× |  |" in table
     assert "| sustain | closed loop: round trips/s | 500 | 1,000 | 0.5× |  |" in table
+
+
+def test_table_with_two_versions_compares_each_with_its_own_baseline_and_with_1_6():
+    results = {"latency": {"gateway": {"p50": 0.001, "p99": 0.002}, "baseline": {"p50": 0.002, "p99": 0.004},
+                           "gateway 2.0.1": {"p50": 0.0011, "p99": 0.002},
+                           "baseline 2.0.1": {"p50": 0.003, "p99": 0.004}}}
+    table = report.markdown_table(results)
+    header = table.splitlines()[0]
+    assert ("| gateway 1.6 | gateway 2.0.1 | baseline 1.6 | baseline 2.0.1 | gateway 1.6 / baseline 1.6 "
+            "| gateway 2.0.1 / baseline 2.0.1 | gateway 2.0.1 / gateway 1.6 | baseline 2.0.1 / baseline 1.6 |") in header
+    assert "| 1 | 1.1 | 2 | 3 | 0.5× | 0.367× | 1.1× | 1.5× |" in table
+
+
+def test_results_keys_name_the_version_except_1_6():
+    assert report.side_key("gateway", "1.6") == "gateway"
+    assert report.side_key("baseline", "2.0.1") == "baseline 2.0.1"
+    assert report.split_side("baseline 2.0.1") == ("baseline", "2.0.1")
+    assert report.split_side("adapter") == ("adapter", "1.6")
+
+
+def test_every_simulated_version_boots_with_a_payload_of_its_own_version():
+    from bench.ocppj import DIALECTS
+    assert DIALECTS["1.6"].boot_payload.keys() == {"chargePointVendor", "chargePointModel"}
+    for version in ("2.0.1", "2.1"):
+        assert DIALECTS[version].subprotocol == f"ocpp{version}"
+        assert set(DIALECTS[version].boot_payload) == {"reason", "chargingStation"}

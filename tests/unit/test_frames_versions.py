@@ -92,10 +92,12 @@ def test_the_unreadable_id_answer_does_not_embed_the_raw_frame():
     assert answer.unique_id == "-1" and "do-not-echo" not in answer.description
 
 
-def test_error_descriptions_longer_than_255_are_cut_on_2x_only():
+def test_error_descriptions_longer_than_255_are_sent_empty_on_2x_only():
     error = CallError("a", "GenericError", "x" * 300, {})
-    assert len(json.loads(frames.serialize(error, V201))[3]) == 255
-    assert len(json.loads(frames.serialize(error, V21))[3]) == 255
+    assert json.loads(frames.serialize(error, V201))[3] == ""
+    assert json.loads(frames.serialize(error, V21))[3] == ""
+    at_limit = CallError("a", "GenericError", "x" * 255, {})
+    assert json.loads(frames.serialize(at_limit, V201))[3] == "x" * 255
     assert frames.serialize(error, V16) == frames.serialize(error)
     assert len(json.loads(frames.serialize(error, V16))[3]) == 300
 
