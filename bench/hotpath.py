@@ -1,6 +1,6 @@
 """The Python work of one round trip through the gateway, stage by stage, in one thread.
 
-    python -m bench.hotpath [--count 20000]
+    python -m bench.hotpath [--count 20000] [--ocpp 2.0.1]
 
 Times the calls a CP Heartbeat and its answer go through (wsproto, the frame codec, the pipe, the
 envelope, paho's publish) in a loop, without threads or sockets: what a round trip costs before
@@ -23,6 +23,9 @@ from ocpp_gw.mqtt.client import BufferedClient
 from ocpp_gw.protocol.pipe import Pipe, PipeConfig, drain
 from ocpp_gw.stats import Stats
 from ocpp_gw.protocol.topics import Template
+from ocpp_gw.protocol.versions import VERSIONS
+
+from .ocppj import DEFAULT_VERSION, DIALECTS
 
 HEARTBEAT = '[2,"123456","Heartbeat",{}]'
 ANSWER = b'{"MessageTypeId":3,"UniqueId":"123456","Payload":{"currentTime":"2026-11-22T23:00:00.000Z"}}'
@@ -35,17 +38,19 @@ def per_call_us(fn, count: int) -> float:
     return 1e6 * (time.perf_counter() - started) / count
 
 
-def stages() -> dict:
+def stages(ocpp: str = DEFAULT_VERSION) -> dict:
+    subprotocol = DIALECTS[ocpp].subprotocol
+    version = VERSIONS[subprotocol]
     client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
-    server.receive_data(client.send(Request(host="cp", target="/ocpp/CP1", subprotocols=["ocpp1.6"])))
+    server.receive_data(client.send(Request(host="cp", target="/ocpp/CP1", subprotocols=[subprotocol])))
     list(server.events())
-    client.receive_data(server.send(AcceptConnection(subprotocol="ocpp1.6")))
+    client.receive_data(server.send(AcceptConnection(subprotocol=subprotocol)))
     list(client.events())
     frame = client.send(TextMessage(data=HEARTBEAT))
-    call = frames.parse(HEARTBEAT)
-    answer, _ = envelope.decode(ANSWER)
+    call = frames.parse(HEARTBEAT, version)
+    answer, _ = envelope.decode(ANSWER, version)
     topic = Template("ocpp/cp/${cid}")
-    pipe = Pipe("CP1", PipeConfig(), stats=Stats())
+    pipe = Pipe("CP1", PipeConfig(), stats=Stats(), version=version)
     mqtt = BufferedClient(CallbackAPIVersion.VERSION2, client_id="hotpath")
     mqtt.max_queued_messages_set(0)
 
@@ -63,23 +68,24 @@ def stages() -> dict:
 
     return {
         "wsproto: receive a frame": ws_in,
-        "frames.parse": lambda: frames.parse(HEARTBEAT),
+        "frames.parse": lambda: frames.parse(HEARTBEAT, version),
         "pipe: call up and answer down (two steps)": pipe_round_trip,
         "topic render": lambda: topic.render("CP1", "Heartbeat", "123456", "request"),
-        "envelope.encode": lambda: envelope.encode(call, "Heartbeat"),
+        "envelope.encode": lambda: envelope.encode(call, "Heartbeat", subprotocol),
         "paho publish (queued, QoS 1)": lambda: mqtt.publish("ocpp/cp/CP1", ANSWER, qos=1),
-        "envelope.decode": lambda: envelope.decode(ANSWER),
-        "frames.serialize": lambda: frames.serialize(answer),
-        "wsproto: send a frame": lambda: server.send(TextMessage(data=frames.serialize(answer))),
+        "envelope.decode": lambda: envelope.decode(ANSWER, version),
+        "frames.serialize": lambda: frames.serialize(answer, version),
+        "wsproto: send a frame": lambda: server.send(TextMessage(data=frames.serialize(answer, version))),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hotpath")
     parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--ocpp", choices=DIALECTS, default=DEFAULT_VERSION, help="the CP's OCPP version")
     args = parser.parse_args(argv)
     total = 0.0
-    for name, fn in stages().items():
+    for name, fn in stages(args.ocpp).items():
         # paho keeps every queued QoS 1 message: fewer rounds for it.
         us = per_call_us(fn, min(args.count, 5000) if name.startswith("paho") else args.count)
         total += us

@@ -26,6 +26,31 @@ def split_side(key: str) -> tuple[str, str]:
     return target, version or FIRST_VERSION
 
 
+# What ranks the rounds of a figure (lower is better); burst and sustain share one result.
+_RANK = {
+    "latency": lambda r: r["p50"],
+    "burst": lambda r: max((b["last"] or float("inf")) for b in r["burst"].values()),
+    "sustain": lambda r: -r["sustain"]["throughput"],
+    "storm": lambda r: max((s["last"] or float("inf")) for s in r.values() if isinstance(s, dict)),
+    "hold": lambda r: r["idle_cpu_percent"],
+}
+
+
+def median_round(figure: str, rounds: list[dict]) -> dict:
+    """The median of a figure's rounds on one side (a failed round ranks slowest), with every round
+    kept under "rounds" when there were several."""
+    def rank(result):
+        try:
+            return (0, _RANK[figure](result))
+        except (KeyError, TypeError, ValueError):
+            return (1, 0.0)
+
+    if len(rounds) == 1:
+        return rounds[0]
+    ranked = sorted(rounds, key=rank)
+    return {**ranked[(len(ranked) - 1) // 2], "rounds": rounds}
+
+
 def _measured_sides(results: dict) -> list[str]:
     """Every side in the results, versions in order, then targets in order."""
     keys = {key for sides in results.values() for key in sides}

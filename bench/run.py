@@ -37,6 +37,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="the OCPP version the simulated CPs speak (1.6, 2.0.1 or 2.1; default 1.6); may be "
                              "repeated: each figure is then measured on each target with each version, and the "
                              "table adds each version's ratio to 1.6 on the same target")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="measure each figure N times, the targets taking turns round by round (so that a "
+                             "busy moment of the machine does not fall on one side only); the table shows each "
+                             "side's median round, the results JSON keeps every round")
     parser.add_argument("--gateway-switch-interval", type=float, metavar="SECONDS",
                         help="experiment: run the gateway with sys.setswitchinterval(SECONDS) (default: Python's 0.005)")
     parser.add_argument("--profile", action="store_true",
@@ -93,16 +97,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.figures:
         if name == "sustain" and "burst" in args.figures:
             continue  # measured on the burst's population
-        for target in targets:
-            measure(name, target, args, sizes, results)
-            _save({"partial": True, "results": results})
+        rounds: dict[str, list] = {}
+        for _ in range(max(1, args.rounds)):
+            for target in targets:
+                one: dict = {}
+                measure(name, target, args, sizes, one)
+                for figure, sides in one.items():
+                    rounds.setdefault(figure, {}).setdefault(target.key, []).append(sides[target.key])
+                    results.setdefault(figure, {})[target.key] = report.median_round(figure, rounds[figure][target.key])
+                _save({"partial": True, "results": results})
     table = report.markdown_table(results)
     print()
     print(table)
     meta = {"command": command.strip(), "gateway_version": gateway_version(),
             "other_processes_cpu_percent": _others(started, busy_at_start, own_at_start), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
             "minutes": round((time.time() - started) / 60, 1), "machine": machine(), "auth": args.auth,
-            "ocpp_versions": args.versions,
+            "ocpp_versions": args.versions, "rounds": args.rounds,
             "gateway_switch_interval": args.gateway_switch_interval, "quick": args.quick, "profiled": args.profile, "sizes": sizes.__dict__}
     dump = {"meta": meta, "results": results}
     _save(dump)

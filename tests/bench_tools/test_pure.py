@@ -213,3 +213,12 @@ def test_every_simulated_version_boots_with_a_payload_of_its_own_version():
     for version in ("2.0.1", "2.1"):
         assert DIALECTS[version].subprotocol == f"ocpp{version}"
         assert set(DIALECTS[version].boot_payload) == {"reason", "chargingStation"}
+
+
+def test_the_median_round_of_a_figure_is_reported_and_every_round_kept():
+    rounds = [{"p50": 0.003}, {"error": "boom"}, {"p50": 0.001}, {"p50": 0.002}, {"p50": 0.004}]
+    median = report.median_round("latency", rounds)
+    assert median["p50"] == 0.003 and median["rounds"] == rounds
+    throughput = [{"sustain": {"throughput": t}} for t in (100, 300, 200)]
+    assert report.median_round("sustain", throughput)["sustain"]["throughput"] == 200
+    assert report.median_round("latency", [{"p50": 1}]) == {"p50": 1}
