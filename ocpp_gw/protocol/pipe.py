@@ -341,11 +341,13 @@ class Pipe:
         self._to_csms(reply, action, channel)
 
     def _on_cp_send(self, send: Send) -> None:
-        """A SEND goes up at once whatever the state; it is never answered (OCPP 2.1 §4.2.4)."""
+        """A SEND goes up at once whatever the state; it is never answered (OCPP 2.1 §4.2.4). One that
+        fails format checking goes up as a schema gateway error carrying its payload, as a failing CP
+        CallResult does (SPEC §7): the CP cannot be told, the CSMS can."""
         if self._check_upstream:
             violation = self._check_request(send)
             if violation is not None:
-                self.stats.incr("dropped.cp_send_schema")
+                self._to_csms(self._schema_error(send, violation, send.action), send.action)
                 return
         self.stats.incr("upstream.sends")
         self._to_csms(send, send.action)

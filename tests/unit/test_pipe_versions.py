@@ -113,11 +113,15 @@ def test_csms_send_has_no_deadline_and_expects_no_answer(h21):
     assert [m for m in h21.to_csms() if isinstance(m.message, CallError)] == []
 
 
-def test_cp_send_that_fails_checking_is_dropped_unanswered():
+def test_cp_send_that_fails_checking_goes_up_as_a_schema_error_with_its_payload_and_the_cp_gets_nothing():
     h = Harness(V21, PayloadRule("FormatViolation"), check_upstream=True)
     h.cp_sends([6, "s1", "NotifyPeriodicEventStream", {"bad": 1}])
-    assert h.to_cp() == [] and h.to_csms() == []
-    assert h.stats.get("dropped.cp_send_schema") == 1
+    assert h.to_cp() == []
+    [up] = h.to_csms()
+    assert (up.message.unique_id, up.message.code) == ("s1", "FormatViolation")
+    assert up.message.details["reason"] == "schema" and up.message.details["payload"] == {"bad": 1}
+    assert up.action == "NotifyPeriodicEventStream"
+    assert h.stats.get("schema.failed.FormatViolation") == 1 and h.stats.get("upstream.sends") == 0
 
 
 # -- CALLRESULTERROR -----------------------------------------------------------------------------
