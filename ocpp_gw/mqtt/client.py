@@ -14,7 +14,11 @@ changes only how bytes are moved, never which:
   nothing is queued before it and no other thread is writing: a connection thread's upstream publish
   no longer wakes paho's thread, and paho's thread sends its PUBACK in the same pass instead of
   waking itself for it. Everything else (and whatever cannot be sent whole at once) goes the usual
-  way, through paho's thread, in order.
+  way, through paho's thread, in order;
+- a PUBACK that is its message id alone (every PUBACK of MQTT 3.1.1; one of MQTT 5 that says
+  "success" and nothing else) settles its message directly: paho builds a reason code and a properties
+  object for each one, only to hand them to an ``on_publish`` callback the gateway does not set, which
+  was the largest single cost of an upstream message on paho's thread.
 
 paho's network loop waits in ``select.select()``, which cannot watch a descriptor numbered 1024 or
 more: with two descriptors per charge point, an MQTT reconnect while a few hundred CPs are connected
@@ -29,7 +33,9 @@ usual pause.
 
 It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send``, ``_sockpairW``, ``_sockpairR``,
 ``_call_socket_register_write``, ``_thread``, ``_packet_queue``, ``_packet_write``, ``_out_packet``,
-``_msgtime_mutex``, ``_last_msg_out``, ``MQTTMessageInfo._set_as_published``, ``_host``, ``_port``, ``_reconnect_wait``, ``_reconnect_delay``,
+``_msgtime_mutex``, ``_last_msg_out``, ``MQTTMessageInfo._set_as_published``, ``_handle_pubackcomp``,
+``_in_packet``, ``_out_message_mutex``, ``_out_messages``, ``_inflight_messages``, ``_max_inflight_messages``,
+``_update_inflight``, ``_host``, ``_port``, ``_reconnect_wait``, ``_reconnect_delay``,
 ``_reconnect_min_delay``, its calling ``reconnect()`` for every (re)connection attempt and its use of
 ``select.select``; this is the only module that names them. ``tests/unit/test_library_internals.py`` checks
 that paho still has every one, so an upgrade that renames them fails a test naming the member instead of
@@ -54,6 +60,26 @@ def _descriptor(obj) -> int:
     return obj if isinstance(obj, int) else obj.fileno()
 
 
+class _Pollers(threading.local):
+    """Each thread's last poll object and what it watches: paho's loop asks for the same two or
+    three descriptors pass after pass, so the object is made again only when they change."""
+
+    wanted: dict[int, int] | None = None
+    poller = None
+
+
+_pollers = _Pollers()
+
+
+def _poller_for(wanted: dict[int, int]):
+    if _pollers.wanted != wanted:
+        poller = select.poll()
+        for fd, events in wanted.items():
+            poller.register(fd, events)
+        _pollers.wanted, _pollers.poller = wanted, poller
+    return _pollers.poller
+
+
 def poll_select(rlist, wlist, xlist, timeout=None):
     """``select.select`` for any descriptor number, waiting with ``poll()``; same arguments and answer
     (errors and hang-ups count as readable and writable, as select reports them)."""
@@ -64,10 +90,7 @@ def poll_select(rlist, wlist, xlist, timeout=None):
             if fd < 0:
                 raise ValueError("file descriptor cannot be a negative integer")
             wanted[fd] = wanted.get(fd, 0) | event
-    poller = select.poll()
-    for fd, events in wanted.items():
-        poller.register(fd, events)
-    ready = dict(poller.poll(None if timeout is None else timeout * 1000.0))
+    ready = dict(_poller_for(wanted).poll(None if timeout is None else timeout * 1000.0))
     trouble = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
     def chosen(objects, event):
@@ -213,6 +236,22 @@ class BufferedClient(mqtt.Client):
             return False  # the connection is going: paho's thread finds out and reconnects
         finally:
             self._write_lock.release()
+    def _handle_pubackcomp(self, cmd) -> MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        if cmd != "PUBACK" or len(packet) != 2 or self.on_publish is not None:
+            return super()._handle_pubackcomp(cmd)
+        mid = packet[0] << 8 | packet[1]
+        with self._out_message_mutex:
+            message = self._out_messages.pop(mid, None)
+            if message is None:  # not ours (any more): paho ignores it too
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            message.info._set_as_published()
+            if message.qos > 0:
+                self._inflight_messages -= 1
+                if self._max_inflight_messages > 0:
+                    return self._update_inflight()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def use_servers(self, servers) -> None:
         """The brokers to try in turn, ``(host, port)`` each; call before connect_async."""
         self._servers = tuple(servers)

@@ -653,12 +653,16 @@ class Pipe:
 
 
 def drain(channel: queue.Queue) -> Iterable:
-    """Yield everything currently on a channel without blocking."""
-    # Peeking at the deque first skips the lock and the Empty exception of get_nowait() on an empty
-    # channel, which is most calls (a step looks at each channel at least twice). The peek may miss
-    # an item put just after it: that put rings the doorbell, so the owner steps again.
-    while channel.queue:
-        try:
-            yield channel.get_nowait()
-        except queue.Empty:
-            return
+    """Everything currently on a channel, taken at once without blocking, oldest first."""
+    # Peeking at the deque first skips the lock on an empty channel, which is most calls (a step looks
+    # at each channel at least twice); the peek may miss an item put just after it, but that put rings
+    # the doorbell, so the owner steps again. Taking the lot under the channel's own lock costs one
+    # acquisition instead of get_nowait()'s lock and two condition checks per item.
+    if not channel.queue:
+        return ()
+    with channel.mutex:
+        items = tuple(channel.queue)
+        channel.queue.clear()
+        if channel.maxsize > 0:  # a producer may be waiting for room
+            channel.not_full.notify_all()
+    return items

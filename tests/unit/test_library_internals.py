@@ -69,6 +69,16 @@ def test_paho_mqtt_still_has_every_internal_the_buffered_client_uses():
             callable(getattr(paho_client, "time_func", None)) and hasattr(paho_client, "sockpair_data"),
         "MQTTMessageInfo._set_as_published() (a QoS 0 PUBLISH sent at once)":
             callable(getattr(paho_client.MQTTMessageInfo, "_set_as_published", None)),
+        "Client._handle_pubackcomp(cmd), called by _packet_handle with \"PUBACK\"":
+            "self._handle_pubackcomp(\"PUBACK\")" in _method(client, "_packet_handle"),
+        "Client._in_packet[\"packet\"] (the body of the packet being handled)":
+            "self._in_packet[\"packet\"]" in _method(client, "_handle_pubackcomp")
+            or "self._in_packet['packet']" in _method(client, "_handle_pubackcomp"),
+        "Client._out_messages, _out_message_mutex, _inflight_messages, _max_inflight_messages and "
+        "_update_inflight() (a PUBACK settles its message)": all(
+            name in _method(client, "_do_on_publish") + _method(client, "_handle_pubackcomp") for name in (
+                "self._out_messages.pop(mid)", "self._out_message_mutex", "self._inflight_messages -= 1",
+                "self._max_inflight_messages", "self._update_inflight()", "msg.info._set_as_published()")),
         "Client.reconnect() connects to self._host/self._port (pointed at the next broker before each attempt)":
             "self._host" in _method(client, "reconnect") and "self._port" in _method(client, "reconnect"),
         "Client.loop_forever retries through reconnect() and _reconnect_wait()":

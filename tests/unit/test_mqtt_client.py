@@ -232,6 +232,59 @@ def test_a_publish_while_another_thread_writes_is_left_to_paho():
         done.set()
         holder.join()
         side.close()
+def test_a_puback_settles_its_message_without_building_a_reason_code_or_properties(monkeypatch):
+    import threading
+    import paho.mqtt.properties
+    import paho.mqtt.reasoncodes
+
+    side = ConnectedClient(threading.current_thread())
+    try:
+        info = side.client.publish("t", b"x", qos=1)
+        side.peer.recv(100)
+        assert side.client._inflight_messages == 1 and not info.is_published()
+
+        def not_wanted(*args, **kwargs):
+            raise AssertionError("built for a PUBACK nobody reads")
+        monkeypatch.setattr(paho.mqtt.properties.Properties, "__init__", not_wanted)
+        monkeypatch.setattr(paho.mqtt.reasoncodes.ReasonCode, "__init__", not_wanted)
+        side.peer.sendall(b"\x40\x02" + info.mid.to_bytes(2, "big") + b"\x40\x02\x99\x99")  # ours, then a stranger's
+        assert side.client.loop_read() == 0
+        assert info.is_published() and side.client._inflight_messages == 0 and not side.client._out_messages
+    finally:
+        side.close()
+
+
+def test_with_an_on_publish_callback_a_puback_goes_paho_s_way_and_reaches_it():
+    import threading
+    side = ConnectedClient(threading.current_thread())
+    published = []
+    side.client.on_publish = lambda client, userdata, mid, reason_code, properties: published.append(
+        (mid, reason_code.is_failure))
+    try:
+        info = side.client.publish("t", b"x", qos=1)
+        side.client._packet_write()
+        side.peer.sendall(b"\x40\x02" + info.mid.to_bytes(2, "big"))
+        assert side.client.loop_read() == 0
+        assert published == [(info.mid, False)] and info.is_published()
+    finally:
+        side.close()
+
+
+def test_poll_select_keeps_its_poll_object_while_the_descriptors_stay_the_same():
+    from ocpp_gw.mqtt import client as module
+    a, b = socket.socketpair()
+    try:
+        module.poll_select([a], [], [], 0)
+        first = module._pollers.poller
+        module.poll_select([a.fileno()], [], [], 0)
+        assert module._pollers.poller is first
+        assert module.poll_select([a], [b], [], 0) == ([], [b], [])  # other events: a new one
+        assert module._pollers.poller is not first
+    finally:
+        a.close()
+        b.close()
+
+
 class Attempts(BufferedClient):
     """Records where each (re)connection attempt goes instead of connecting."""
 
