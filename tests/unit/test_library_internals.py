@@ -13,6 +13,8 @@ from importlib.metadata import version
 
 import paho.mqtt.client as paho_client
 import simple_websocket.ws as simple_websocket_ws
+import wsproto
+import wsproto.connection as wsproto_connection
 import wsproto.extensions as wsproto_extensions
 import wsproto.frame_protocol as wsproto_frame_protocol
 
@@ -107,12 +109,34 @@ def test_simple_websocket_still_has_every_internal_the_charge_point_socket_uses(
         "Base._handle_events() -> bool (turns wsproto events into input_buffer)":
             callable(getattr(base, "_handle_events", None)),
         "Base.ws (the wsproto connection)": "self.ws = WSConnection(" in init,
-        "Base.input_buffer, incoming_message_len, close_reason, close_message, connected": all(
-            f"self.{name} = " in init for name in (
-                "input_buffer", "incoming_message_len", "close_reason", "close_message", "connected")),
+        "Base.input_buffer, incoming_message, incoming_message_len, close_reason, close_message, connected": all(
+            f"self.{name} = " in init for name in ("input_buffer", "incoming_message", "incoming_message_len",
+                                                   "close_reason", "close_message", "connected")),
     }
     missing = _missing(checks)
     assert not missing, _explain("simple-websocket", "ocpp_gw/chargers/websocket.py", missing)
+
+
+def test_wsproto_still_has_every_internal_the_text_frame_shortcut_checks():
+    connection = inspect.getsource(wsproto_connection.Connection)
+    protocol = inspect.getsource(wsproto_frame_protocol.FrameProtocol)
+    decoder = inspect.getsource(wsproto_frame_protocol.FrameDecoder)
+    checks = {
+        "WSConnection.connection (the Connection once open)": "self.connection: Connection | None"
+                                                             in inspect.getsource(wsproto.WSConnection),
+        "Connection._proto (its FrameProtocol)": "self._proto = FrameProtocol(" in connection,
+        "Connection._events (events not yet taken)": "self._events" in connection,
+        "FrameProtocol.extensions (the enabled ones)": "self.extensions = [ext for ext in extensions if ext.enabled()]"
+                                                        in protocol,
+        "FrameProtocol._frame_decoder, _message_decoder, _outbound_opcode": all(
+            f"self.{name} = " in protocol for name in ("_frame_decoder", "_message_decoder", "_outbound_opcode")),
+        "FrameDecoder.header and FrameDecoder.buffer (a Buffer with len())": "self.header: " in decoder
+            and "self.buffer = Buffer()" in decoder and callable(getattr(wsproto_frame_protocol.Buffer, "__len__", None)),
+        "MessageDecoder.opcode (None between messages)":
+            "self.opcode = None" in inspect.getsource(wsproto_frame_protocol.MessageDecoder),
+    }
+    missing = _missing(checks)
+    assert not missing, _explain("wsproto", "ocpp_gw/chargers/websocket.py", missing)
 
 
 def test_wsproto_still_has_every_internal_the_bounded_deflate_uses():
