@@ -171,7 +171,7 @@ class Connection:
         self.peer = peer  # the charge point's address: the socket's, or the one a trusted proxy names
         self.ssl_context = ssl_context
         self.deadline = 0.0  # of the handshake, on the monotonic clock; set by _handshake()
-        self.raw_request = b""
+        self.upgrade: handshake.Upgrade | None = None  # set by _decide() for a request that passed the checks
 
     def handle(self) -> None:
         try:
@@ -209,9 +209,8 @@ class Connection:
             self._refuse(decision)
             return None
         if isinstance(decision, _Unserved):
-            self._close_unserved(self.sock, raw, decision)
+            self._close_unserved(self.sock, decision)
             return None
-        self.raw_request = raw
         return decision
 
     def _serve_session(self, decision: Peer) -> None:
@@ -226,7 +225,7 @@ class Connection:
             self._release_slot()
             self.sock.settimeout(None)
             try:
-                session = Session(self.runtime, self.sock, self.raw_request, decision)
+                session = Session(self.runtime, self.sock, self.upgrade, decision)
             except OSError as err:
                 if err.errno not in OUT_OF_DESCRIPTORS:
                     raise
@@ -321,6 +320,7 @@ class Connection:
         request = handshake.parse_request(raw[:end], path_prefix=config.path)
         if isinstance(request, handshake.Refusal):
             return request
+        self.upgrade = handshake.Upgrade.of(request, raw[end:])
         transport = handshake.PLAIN
         if isinstance(self.sock, ssl.SSLSocket):
             # A non-empty dict only when TLS asked for a client certificate and verified it.
@@ -341,14 +341,14 @@ class Connection:
             return _Unserved(request.cid, outcome.reason)
         return Peer(request.cid, self.peer, request.username, outcome.echo, outcome.version)
 
-    def _close_unserved(self, sock, raw: bytes, unserved: "_Unserved") -> None:
+    def _close_unserved(self, sock, unserved: "_Unserved") -> None:
         """OCPP-J §3: complete the upgrade without a subprotocol, then close at once (1002)."""
         log.warning("[%s] connection from %s closed: %s", unserved.cid, self.peer, unserved.reason,
                     extra={"cid": unserved.cid})
         self.runtime.stats.incr("refused.no_subprotocol")
         sock.settimeout(None)
         self.sock = None   # refuse_after_upgrade closes it
-        refuse_after_upgrade(sock, raw, unserved.reason,
+        refuse_after_upgrade(sock, self.upgrade, unserved.reason,
                              close_timeout=self.config.close_timeout)
 
     def _refuse(self, refusal: handshake.Refusal) -> None:

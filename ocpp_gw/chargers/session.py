@@ -25,6 +25,7 @@ from wsproto.utilities import LocalProtocolError
 from ..protocol import frames
 from ..netio.doorbell import Doorbell
 from ..protocol.frames import Message
+from ..protocol.handshake import Upgrade
 from ..protocol.history import FROM_CSMS, TO_CP, History
 from ..protocol.close_codes import (CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL,
                                     CLOSE_TOO_BIG)
@@ -65,7 +66,7 @@ class Session:
     """One charge point connection. Other threads use only the public surface below the three
     phases: ``deliver``, ``adopt``, ``close``, ``move_to``, ``describe``, ``history``, ``closed``."""
 
-    def __init__(self, runtime, sock: socket.socket, raw_request: bytes, peer: Peer):
+    def __init__(self, runtime, sock: socket.socket, upgrade: Upgrade, peer: Peer):
         self.runtime = runtime
         self.config: SessionConfig = runtime.config.session
         self.cid = peer.cid
@@ -81,7 +82,7 @@ class Session:
         self.moved_to: str | None = None  # another gateway instance that took this CP over
         self.ws: CpWebSocket | None = None
         self._sock = LockedSocket(sock, self._stamp_receive, send_timeout=self.config.send_timeout)
-        self._raw_request = raw_request
+        self._upgrade = upgrade
         self._reader_done = False  # the CP's side of the stream is over, and the pipe has been told
 
     # -- the three phases --------------------------------------------------------------------
@@ -91,7 +92,7 @@ class Session:
         registered = False
         try:
             self.ws = CpWebSocket(
-                self._sock, self._raw_request, self.peer.subprotocol,
+                self._sock, self._upgrade, self.peer.subprotocol,
                 max_message_size=self.config.max_frame_size)
             self._take_frames()  # any that came right behind the handshake
             self._claim_cid()

@@ -7,7 +7,7 @@
 2. request line: exactly `GET <target> HTTP/1.1` with an origin-form target (`/path[?query]`) → else 400.
    A raw `#`, a non-ASCII byte or a character outside RFC 3986 in the path is a 400 here, before the path check.
 3. header syntax (latin-1): obs-fold, a line without a colon, an invalid name, a control character in a value,
-   a missing or repeated Host → 400. wsproto, which finishes the handshake, insists on Host too.
+   a missing or repeated Host → 400 (wsproto's handshake insisted on Host; we keep that rule).
 4. path: `<path_prefix>/<one segment>`, query ignored → else 404 "unknown path".
 5. cid: `check_cid` on the segment → 400.
 6. WebSocket headers: Upgrade lists `websocket`, Connection lists `upgrade`, Sec-WebSocket-Version present,
@@ -19,6 +19,9 @@
    complete the upgrade without Sec-WebSocket-Protocol and to close the WebSocket at once (code 1002, with the
    reason `negotiate` gives).
 
+An accepted request is answered by `switching_protocols` with what `Upgrade.of` keeps of it (the key, the
+extensions offered, the bytes behind it): the 101 wsproto would send, without its parsing the request again.
+
 Reasons are one line for the operator and the CP; they never contain a password or an Authorization header.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import math
 import re
@@ -130,6 +134,41 @@ class UpgradeRequest:
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What completing an accepted upgrade needs: the CP's key, the extensions it offered (each offer with
+    its parameters), and any bytes that came right behind its request (frames sent before our answer)."""
+
+    key: str
+    extension_offers: tuple[str, ...] = ()
+    early_data: bytes = b""
+
+    @classmethod
+    def of(cls, request: UpgradeRequest, early_data: bytes = b"") -> "Upgrade":
+        offers = request.header("sec-websocket-extensions") or ""
+        return cls(request.key, tuple(offer.strip() for offer in offers.split(",") if offer.strip()), early_data)
+
+
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+
+
+def accept_token(key: str) -> str:
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2)."""
+    return base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode("ascii")).digest()).decode("ascii")
+
+
+def switching_protocols(key: str, subprotocol: str | None, extensions: str | None = None) -> bytes:
+    """The 101 answer that completes an upgrade, with the subprotocol echoed (None: no header, OCPP-J §3) and
+    the extensions agreed (None: none); the same bytes wsproto sends for it."""
+    lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Accept: {accept_token(key)}"]
+    if subprotocol is not None:
+        lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
+    if extensions:
+        lines.append(f"Sec-WebSocket-Extensions: {extensions}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
 def too_large() -> Refusal:

@@ -18,6 +18,7 @@ from wsproto.extensions import PerMessageDeflate
 
 from ocpp_gw.chargers import text_frames
 from ocpp_gw.chargers.websocket import CpWebSocket, LockedSocket
+from ocpp_gw.protocol import handshake
 
 REQUEST = Request(host="cp", target="/ocpp/CP1", subprotocols=["ocpp1.6"])
 
@@ -123,8 +124,8 @@ def cp_socket():
     """A CpWebSocket on one end of a socket pair and a wsproto client on the other."""
     ours, theirs = socket.socketpair()
     client = WSConnection(ConnectionType.CLIENT)
-    raw_request = client.send(REQUEST)
-    ws = CpWebSocket(LockedSocket(ours, lambda: None, send_timeout=1.0), raw_request, "ocpp1.6",
+    request = handshake.parse_request(client.send(REQUEST), path_prefix="/ocpp")
+    ws = CpWebSocket(LockedSocket(ours, lambda: None, send_timeout=1.0), handshake.Upgrade.of(request), "ocpp1.6",
                      max_message_size=1000)
     client.receive_data(theirs.recv(4096))
     assert any(isinstance(event, AcceptConnection) for event in client.events())
