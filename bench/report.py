@@ -47,8 +47,29 @@ def median_round(figure: str, rounds: list[dict]) -> dict:
 
     if len(rounds) == 1:
         return rounds[0]
+    if figure == "storm":
+        return {**_median_storms(rounds), "rounds": rounds}
     ranked = sorted(rounds, key=rank)
     return {**ranked[(len(ranked) - 1) // 2], "rounds": rounds}
+
+
+def _median_storms(rounds: list[dict]) -> dict:
+    """Each storm size's median over the rounds (a storm with CPs not booted ranks slowest): the sizes of
+    one round are separate storms, each on a fresh server."""
+    def rank(storm: dict):
+        return (storm.get("last") is None or bool(storm.get("failures")), storm.get("last") or 0.0)
+
+    sizes = sorted({n for r in rounds for n in storm_sizes(r)}, key=int)
+    median = {}
+    for n in sizes:
+        storms = sorted((r[n] for r in rounds if n in r), key=rank)
+        median[n] = storms[(len(storms) - 1) // 2]
+    return median
+
+
+def storm_sizes(result: dict) -> list[str]:
+    """The storm sizes of a storm result (its other keys: "rounds", "error")."""
+    return [n for n, storm in result.items() if str(n).isdigit() and isinstance(storm, dict)]
 
 
 def _measured_sides(results: dict) -> list[str]:
@@ -119,7 +140,7 @@ def rows(results: dict) -> list[tuple[str, str, dict, str, bool]]:
         pair("sustain", "closed loop: round trips/s", lambda r: r["sustain"]["throughput"], "≥ 0.7×")
         pair("sustain", "closed loop: p99 (ms)", lambda r: _ms(r["sustain"]["p99"]))
     if "storm" in results:
-        for n in next((r.keys() for r in results["storm"].values() if "error" not in r), []):
+        for n in next((storm_sizes(r) for r in results["storm"].values() if "error" not in r), []):
             pair("storm", f"{int(n):,} CPs: time until all booted (s)", lambda r, n=n: r[n]["last"],
                  "≤ 2×" if int(n) == 5000 else "")
             pair("storm", f"{int(n):,} CPs: not booted", lambda r, n=n: _failures(r[n]["failures"]),
