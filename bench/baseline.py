@@ -50,30 +50,26 @@ class CentralSystemSide(v16.ChargePoint):
         return v16.call_result.Heartbeat(current_time=utc_iso(time.time()))
 
 
-class CentralSystemSide201(v201.ChargePoint):
-    """The same answers to an OCPP 2.0.1 CP."""
+def _side_2x(version, name: str) -> type:
+    """The same answers to an OCPP 2.x CP: 2.0.1 and 2.1 spell them alike, each in its own package."""
 
-    @on(v201.enums.Action.boot_notification)
-    async def on_boot_notification(self, charging_station, reason, **kwargs):
-        return v201.call_result.BootNotification(current_time=utc_iso(time.time()), interval=Interval.seconds,
-                                                 status=v201.enums.RegistrationStatusEnumType.accepted)
+    class Side(version.ChargePoint):
+        @on(version.enums.Action.boot_notification)
+        async def on_boot_notification(self, charging_station, reason, **kwargs):
+            return version.call_result.BootNotification(
+                current_time=utc_iso(time.time()), interval=Interval.seconds,
+                status=version.enums.RegistrationStatusEnumType.accepted)
 
-    @on(v201.enums.Action.heartbeat)
-    async def on_heartbeat(self, **kwargs):
-        return v201.call_result.Heartbeat(current_time=utc_iso(time.time()))
+        @on(version.enums.Action.heartbeat)
+        async def on_heartbeat(self, **kwargs):
+            return version.call_result.Heartbeat(current_time=utc_iso(time.time()))
+
+    Side.__name__ = Side.__qualname__ = name
+    return Side
 
 
-class CentralSystemSide21(v21.ChargePoint):
-    """The same answers to an OCPP 2.1 CP."""
-
-    @on(v21.enums.Action.boot_notification)
-    async def on_boot_notification(self, charging_station, reason, **kwargs):
-        return v21.call_result.BootNotification(current_time=utc_iso(time.time()), interval=Interval.seconds,
-                                                status=v21.enums.RegistrationStatusEnumType.accepted)
-
-    @on(v21.enums.Action.heartbeat)
-    async def on_heartbeat(self, **kwargs):
-        return v21.call_result.Heartbeat(current_time=utc_iso(time.time()))
+CentralSystemSide201 = _side_2x(v201, "CentralSystemSide201")
+CentralSystemSide21 = _side_2x(v21, "CentralSystemSide21")
 
 
 SIDES = {"ocpp1.6": CentralSystemSide, "ocpp2.0.1": CentralSystemSide201, "ocpp2.1": CentralSystemSide21}

@@ -28,6 +28,7 @@ changed one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import select
 import socket
@@ -241,22 +242,30 @@ class CpWebSocket(simple_websocket.Server):
             thread_class=_OwnThread,
             event_class=_NoEvent,
         )
+        if upgrade.early_data:  # after simple-websocket's set-up, which raises if they end the connection
+            self._take_early_data(upgrade.early_data)
 
     def handshake(self) -> None:
         """Complete the upgrade (the request passed :mod:`ocpp_gw.protocol.handshake`): answer 101 with the
-        subprotocol and the deflate extension if offered, start wsproto's connection in the open state, and
-        handle any frames that came right behind the request, as simple-websocket would. wsproto's own
-        handshake would parse the request a second time, with h11: a fifth of a connection's CPU in a storm."""
+        subprotocol and the deflate extension if offered, and start wsproto's connection in the open state.
+        wsproto's own handshake would parse the request a second time, with h11 (a fifth of a connection's
+        CPU in a storm), and drop whatever came right behind it."""
         self.subprotocol = self._chosen_subprotocol
         extension = (BoundedPerMessageDeflate(self.max_message_size, self._note_too_big)
                      if self.max_message_size else PerMessageDeflate())
         agreed = _agreed_extensions(self._upgrade.extension_offers, extension)
         self.ws.connection = Connection(ConnectionType.SERVER, [extension])
         self.sock.send(switching_protocols(self._upgrade.key, self.subprotocol, agreed))
-        if self._upgrade.early_data:
-            self.ws.receive_data(self._upgrade.early_data)
-        self.connected = self._handle_events()
-        self.ended = not self.connected
+        self.connected = True
+
+    def _take_early_data(self, data: bytes) -> None:
+        """Bytes the CP sent right behind its request, before our answer (RFC 6455 §4.1 asks a client to wait;
+        a frame sent anyway is not lost): handled as if just read, garbage closing the connection as it would."""
+        with self._ended_by_errors():
+            if not self._receive(data):
+                self.ended = True
+        if self.ended:
+            self.connected = False
 
     def receive_available(self, drain: bool = False) -> None:
         """Handle what the socket holds (the owner's poll said it is readable): complete messages go to
@@ -264,7 +273,7 @@ class CpWebSocket(simple_websocket.Server):
         poll() will say so again if more is there; with `drain`, read until nothing is left (the
         line is gone and poll() will not tell again)."""
         sock = self.sock
-        try:
+        with self._ended_by_errors():
             while not self.ended:
                 data = sock.recv(self.receive_bytes)
                 if data is None:
@@ -277,12 +286,18 @@ class CpWebSocket(simple_websocket.Server):
                     self.ended = True
                 elif not drain and not sock.pending():
                     return
+        self.connected = False
+
+    @contextlib.contextmanager
+    def _ended_by_errors(self):
+        """A socket error or a protocol error while reading ends the stream (the session reports how)."""
+        try:
+            yield
         except OSError as error:
             self.ended = True
             self.line_end = self.line_end or _line_error(error)
         except LocalProtocolError:
             self.ended = True
-        self.connected = False
 
     def _receive(self, data: bytes) -> bool:
         """Handle one read; False when the stream is over. Whole text frames skip wsproto while it is

@@ -93,3 +93,14 @@ def _masked_text(text: str, key: bytes = b"\x01\x02\x03\x04") -> bytes:
     payload = text.encode()
     masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
     return bytes((0x81, 0x80 | len(payload))) + key + masked
+
+
+def test_garbage_right_behind_the_request_ends_the_connection_without_an_error():
+    ours, theirs = socket.socketpair()
+    request = handshake.parse_request(_request(None), path_prefix="/ocpp")
+    ws = CpWebSocket(LockedSocket(ours, lambda: None, send_timeout=1.0),
+                     handshake.Upgrade.of(request, b"\x03\xe8 no frame at all"), "ocpp1.6", max_message_size=0)
+    theirs.settimeout(2)
+    assert theirs.recv(65536).startswith(b"HTTP/1.1 101 ")
+    assert ws.ended and not ws.connected and ws.close_reason == 1002
+    theirs.close()
