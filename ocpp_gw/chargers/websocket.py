@@ -309,15 +309,22 @@ class CpWebSocket(simple_websocket.Server):
         self.input_buffer.extend(texts)
         return True
 
-    def _wsproto_idle(self) -> bool:
-        """Whether wsproto holds no part of a frame or message, no event, and no extension is in use:
-        then a frame it does not see leaves nothing of its state behind."""
+    def _plain_frames(self):
+        """wsproto's frame protocol while the connection is open with no extension in use (frames are then
+        plain: what text_frames reads and writes), else None."""
         connection = self.ws.connection
-        if connection is None or connection.state is not ConnectionState.OPEN or connection._events:
+        if connection is None or connection.state is not ConnectionState.OPEN or connection._proto.extensions:
+            return None
+        return connection._proto
+
+    def _wsproto_idle(self) -> bool:
+        """Whether frames are plain and wsproto holds no part of a frame or message and no event: then a
+        frame it does not see leaves nothing of its state behind."""
+        proto = self._plain_frames()
+        if proto is None or self.ws.connection._events:
             return False
-        proto = connection._proto
         decoder = proto._frame_decoder
-        return (not proto.extensions and decoder.header is None and not len(decoder.buffer)
+        return (decoder.header is None and not len(decoder.buffer)
                 and proto._message_decoder.opcode is None and self.incoming_message is None)
 
     def line_lost(self, cause: str) -> None:
@@ -359,11 +366,10 @@ class CpWebSocket(simple_websocket.Server):
                 self.sock.send(self.ws.send(TextMessage(data=text)))
 
     def _wsproto_sends_plainly(self) -> bool:
-        """Whether wsproto would send a text message as one plain frame: open, no extension, no message
-        of its own half sent."""
-        connection = self.ws.connection
-        return (connection is not None and connection.state is ConnectionState.OPEN
-                and not connection._proto.extensions and connection._proto._outbound_opcode is None)
+        """Whether wsproto would send a text message as one plain frame: frames are plain and no message
+        of its own is half sent."""
+        proto = self._plain_frames()
+        return proto is not None and proto._outbound_opcode is None
 
     def close_with(self, code: int, reason: str) -> None:
         """Send a close frame (if still open) without raising."""

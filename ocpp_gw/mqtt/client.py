@@ -236,6 +236,7 @@ class BufferedClient(mqtt.Client):
             return False  # the connection is going: paho's thread finds out and reconnects
         finally:
             self._write_lock.release()
+
     def _handle_pubackcomp(self, cmd) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
         if cmd != "PUBACK" or len(packet) != 2 or self.on_publish is not None:

@@ -148,7 +148,7 @@ class Upgrade:
     @classmethod
     def of(cls, request: UpgradeRequest, early_data: bytes = b"") -> "Upgrade":
         offers = request.header("sec-websocket-extensions") or ""
-        return cls(request.key, tuple(offer.strip() for offer in offers.split(",") if offer.strip()), early_data)
+        return cls(request.key, tuple(filter(None, (offer.strip() for offer in offers.split(",")))), early_data)
 
 
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
