@@ -13,7 +13,7 @@ from pathlib import Path
 from . import procfs
 from .credentials import CACHE
 from .generators import Generators, merge_failures, shares
-from .numbers import latency_summary
+from .numbers import latency_summary, median_by_last
 
 PROFILES = CACHE / "profiles"
 # Figures 1-4 are not about keepalive: a long interval keeps heartbeats out of them.
@@ -176,16 +176,8 @@ def burst_and_sustain(target, sizes: Sizes, profile: bool, do_burst: bool, do_su
 
 
 def _median_round(rounds: list[dict]) -> dict:
-    """The round with the median time to the last answer; a round with calls unanswered counts as
-    slowest. Its failures are those of every round together, so none is hidden."""
-    ranked = sorted(rounds, key=lambda r: (bool(r["failures"]) or r["last"] is None, r["last"] or 0.0))
-    median = dict(ranked[(len(ranked) - 1) // 2])
-    failures: dict = {}
-    for r in rounds:
-        for kind, count in r["failures"].items():
-            failures[kind] = failures.get(kind, 0) + count
-    median.update(failures=failures, rounds=rounds)
-    return median
+    """The burst round with the median time to the last answer, every round kept beside it."""
+    return {**median_by_last(rounds), "rounds": rounds}
 
 
 def storm(target, sizes: Sizes, profile: bool) -> dict:

@@ -25,3 +25,16 @@ def ratio(gateway: float | None, baseline: float | None) -> float | None:
     if gateway is None or baseline is None or baseline == 0:
         return None
     return gateway / baseline
+
+
+def median_by_last(rounds: list[dict]) -> dict:
+    """The round with the median time to its last answer (or boot); a round with failures, or with no
+    time at all, ranks slowest. Its failures are those of every round together, so none is hidden."""
+    ranked = sorted(rounds, key=lambda r: (bool(r["failures"]) or r["last"] is None, r["last"] or 0.0))
+    median = dict(ranked[(len(ranked) - 1) // 2])
+    failures: dict = {}
+    for r in rounds:
+        for kind, count in r["failures"].items():
+            failures[kind] = failures.get(kind, 0) + count
+    median["failures"] = failures
+    return median

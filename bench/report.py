@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .numbers import ratio
+from .numbers import median_by_last, ratio
 
 TARGETS = ("gateway", "adapter", "baseline")
 # Column headings; "adapter" is the baseline's ocpp-library central system behind the gateway (ocpp_gw.backend).
@@ -54,17 +54,10 @@ def median_round(figure: str, rounds: list[dict]) -> dict:
 
 
 def _median_storms(rounds: list[dict]) -> dict:
-    """Each storm size's median over the rounds (a storm with CPs not booted ranks slowest): the sizes of
-    one round are separate storms, each on a fresh server."""
-    def rank(storm: dict):
-        return (storm.get("last") is None or bool(storm.get("failures")), storm.get("last") or 0.0)
-
+    """Each storm size's median over the rounds: the sizes of one round are separate storms, each on a
+    fresh server."""
     sizes = sorted({n for r in rounds for n in storm_sizes(r)}, key=int)
-    median = {}
-    for n in sizes:
-        storms = sorted((r[n] for r in rounds if n in r), key=rank)
-        median[n] = storms[(len(storms) - 1) // 2]
-    return median
+    return {n: median_by_last([r[n] for r in rounds if n in r]) for n in sizes}
 
 
 def storm_sizes(result: dict) -> list[str]:
