@@ -28,7 +28,6 @@ changed one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import select
 import socket
@@ -114,7 +113,7 @@ class LockedSocket:
     def recv(self, n: int) -> bytes | None:
         """What has arrived, up to `n` bytes; b"" at the end of the stream, None if nothing has yet."""
         if self._plain:
-            data = gil_io.recv_nowait(self._fd, gil_io.receive_buffer(n))  # freed at once: no memory per idle CP
+            data = gil_io.recv_nowait_shared(self._fd, n)
             if data is None:
                 return None
         else:
@@ -261,9 +260,11 @@ class CpWebSocket(simple_websocket.Server):
     def _take_early_data(self, data: bytes) -> None:
         """Bytes the CP sent right behind its request, before our answer (RFC 6455 §4.1 asks a client to wait;
         a frame sent anyway is not lost): handled as if just read, garbage closing the connection as it would."""
-        with self._ended_by_errors():
+        try:
             if not self._receive(data):
                 self.ended = True
+        except (OSError, LocalProtocolError) as error:
+            self._end_by(error)
         if self.ended:
             self.connected = False
 
@@ -273,7 +274,7 @@ class CpWebSocket(simple_websocket.Server):
         poll() will say so again if more is there; with `drain`, read until nothing is left (the
         line is gone and poll() will not tell again)."""
         sock = self.sock
-        with self._ended_by_errors():
+        try:
             while not self.ended:
                 data = sock.recv(self.receive_bytes)
                 if data is None:
@@ -286,18 +287,15 @@ class CpWebSocket(simple_websocket.Server):
                     self.ended = True
                 elif not drain and not sock.pending():
                     return
+        except (OSError, LocalProtocolError) as error:
+            self._end_by(error)
         self.connected = False
 
-    @contextlib.contextmanager
-    def _ended_by_errors(self):
+    def _end_by(self, error: OSError | LocalProtocolError) -> None:
         """A socket error or a protocol error while reading ends the stream (the session reports how)."""
-        try:
-            yield
-        except OSError as error:
-            self.ended = True
+        self.ended = True
+        if isinstance(error, OSError):
             self.line_end = self.line_end or _line_error(error)
-        except LocalProtocolError:
-            self.ended = True
 
     def _receive(self, data: bytes) -> bool:
         """Handle one read; False when the stream is over. Whole text frames skip wsproto while it is

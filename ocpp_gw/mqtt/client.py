@@ -18,7 +18,11 @@ changes only how bytes are moved, never which:
 - a PUBACK that is its message id alone (every PUBACK of MQTT 3.1.1; one of MQTT 5 that says
   "success" and nothing else) settles its message directly: paho builds a reason code and a properties
   object for each one, only to hand them to an ``on_publish`` callback the gateway does not set, which
-  was the largest single cost of an upstream message on paho's thread.
+  was the largest single cost of an upstream message on paho's thread;
+- a PUBLISH of QoS 0 or 1 (MQTT 5: with no properties) goes to :attr:`BufferedClient.on_received` as
+  topic and payload, then gets its PUBACK: paho would build a message object (with a lock and a
+  condition of its own), match its topic against per-filter callbacks the gateway never adds, and
+  format a debug line for each one.
 
 paho's network loop waits in ``select.select()``, which cannot watch a descriptor numbered 1024 or
 more: with two descriptors per charge point, an MQTT reconnect while a few hundred CPs are connected
@@ -35,8 +39,8 @@ It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send``, ``_sockp
 ``_call_socket_register_write``, ``_thread``, ``_packet_queue``, ``_packet_write``, ``_out_packet``,
 ``_msgtime_mutex``, ``_last_msg_out``, ``MQTTMessageInfo._set_as_published``, ``_handle_pubackcomp``,
 ``_in_packet``, ``_out_message_mutex``, ``_out_messages``, ``_inflight_messages``, ``_max_inflight_messages``,
-``_update_inflight``, ``_host``, ``_port``, ``_reconnect_wait``, ``_reconnect_delay``,
-``_reconnect_min_delay``, its calling ``reconnect()`` for every (re)connection attempt and its use of
+``_update_inflight``, ``_handle_publish``, ``_manual_ack``, ``_protocol``, ``_send_puback``, ``_host``,
+``_port``, ``_reconnect_wait``, ``_reconnect_delay``, ``_reconnect_min_delay``, its calling ``reconnect()`` for every (re)connection attempt and its use of
 ``select.select``; this is the only module that names them. ``tests/unit/test_library_internals.py`` checks
 that paho still has every one, so an upgrade that renames them fails a test naming the member instead of
 silently turning this off.
@@ -47,6 +51,7 @@ from __future__ import annotations
 import select
 import threading
 import types
+from typing import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -80,23 +85,30 @@ def _poller_for(wanted: dict[int, int]):
     return _pollers.poller
 
 
+_TROUBLE = select.POLLERR | select.POLLHUP | select.POLLNVAL
+_KINDS = ((0, select.POLLIN), (1, select.POLLOUT), (2, select.POLLPRI))
+
+
 def poll_select(rlist, wlist, xlist, timeout=None):
     """``select.select`` for any descriptor number, waiting with ``poll()``; same arguments and answer
     (errors and hang-ups count as readable and writable, as select reports them)."""
     wanted: dict[int, int] = {}
-    for objects, event in ((rlist, select.POLLIN), (wlist, select.POLLOUT), (xlist, select.POLLPRI)):
+    watched = []  # (object, its descriptor, which list, the event it waits for)
+    for (kind, event), objects in zip(_KINDS, (rlist, wlist, xlist)):
         for obj in objects:
             fd = _descriptor(obj)
             if fd < 0:
                 raise ValueError("file descriptor cannot be a negative integer")
             wanted[fd] = wanted.get(fd, 0) | event
-    ready = dict(_poller_for(wanted).poll(None if timeout is None else timeout * 1000.0))
-    trouble = select.POLLERR | select.POLLHUP | select.POLLNVAL
-
-    def chosen(objects, event):
-        return [obj for obj in objects if ready.get(_descriptor(obj), 0) & (event | trouble)]
-
-    return chosen(rlist, select.POLLIN), chosen(wlist, select.POLLOUT), chosen(xlist, select.POLLPRI)
+            watched.append((obj, fd, kind, event | _TROUBLE))
+    ready = _poller_for(wanted).poll(None if timeout is None else timeout * 1000.0)
+    answer: tuple[list, list, list] = ([], [], [])
+    if ready:  # a timeout, most passes of an idle loop, needs no matching
+        events = dict(ready)
+        for obj, fd, kind, accepted in watched:
+            if events.get(fd, 0) & accepted:
+                answer[kind].append(obj)
+    return answer
 
 
 def use_poll_in_paho() -> None:
@@ -152,6 +164,20 @@ class _Drain:
         return self._fd
 
 
+def _parse_publish(body: bytes, qos: int, mqtt5: bool) -> tuple[str, int, bytes] | None:
+    """(topic, packet id or 0, payload) of a PUBLISH body (what follows the fixed header); None when
+    it is not that simple: short, a topic that is not UTF-8, MQTT 5 properties."""
+    end = 2 + (body[0] << 8 | body[1]) if len(body) >= 2 else len(body) + 1
+    start = end + (2 if qos else 0) + (1 if mqtt5 else 0)
+    if start > len(body) or (mqtt5 and body[start - 1] != 0):
+        return None
+    try:
+        topic = body[2:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return topic, (body[end] << 8 | body[end + 1]) if qos else 0, bytes(body[start:])
+
+
 # Packets a thread may send at once when first in line (see the module docstring).
 _SENT_AT_ONCE = (mqtt.PUBLISH, mqtt.PUBACK)
 
@@ -160,6 +186,8 @@ class BufferedClient(mqtt.Client):
     """A paho Client whose socket reads are buffered and whose plain-socket calls keep the GIL."""
 
     def __init__(self, *args, **kwargs):
+        # When set, ``on_received(topic, payload)`` takes each plain QoS 0/1 PUBLISH instead of on_message.
+        self.on_received: Callable[[str, bytes], None] | None = None
         self._waker = None
         self._drain = None
         # Held by whichever thread writes to the socket: paho's, or one sending its packet at once.
@@ -252,6 +280,20 @@ class BufferedClient(mqtt.Client):
                 if self._max_inflight_messages > 0:
                     return self._update_inflight()
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        # See the module docstring; anything but a plain QoS 0 or 1 PUBLISH takes paho's path.
+        received = self.on_received
+        command = self._in_packet["command"]
+        qos = (command & 0x06) >> 1
+        if received is None or qos > 1 or self._manual_ack:
+            return super()._handle_publish()
+        parsed = _parse_publish(self._in_packet["packet"], qos, self._protocol == mqtt.MQTTv5)
+        if parsed is None:
+            return super()._handle_publish()
+        topic, mid, payload = parsed
+        received(topic, payload)
+        return self._send_puback(mid) if qos else MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def use_servers(self, servers) -> None:
         """The brokers to try in turn, ``(host, port)`` each; call before connect_async."""

@@ -73,6 +73,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_received = self._on_received
         return client
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -132,10 +133,13 @@ class MqttLink:
             self.stats.incr("mqtt.disconnects")
 
     def _on_message(self, client, userdata, msg) -> None:
+        self._on_received(msg.topic, msg.payload)
+
+    def _on_received(self, topic: str, payload: bytes) -> None:
         try:
-            self.on_message(msg.topic, msg.payload)
+            self.on_message(topic, payload)
         except Exception:  # noqa: BLE001 - the network thread must survive any message
-            log.exception("downstream message on %s could not be handled", msg.topic)
+            log.exception("downstream message on %s could not be handled", topic)
             self.stats.incr("errors.downstream")
 
     # -- subscriptions -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ import ctypes
 import errno
 import os
 import socket
+import threading
 
 _libc = ctypes.PyDLL(None, use_errno=True)
 
@@ -56,11 +57,11 @@ def send_nowait(fd: int, data) -> int | None:
             raise OSError(err, os.strerror(err))
 
 
-def recv_nowait(fd: int, buffer: ctypes.Array) -> bytes | None:
-    """What has arrived on `fd`, at most len(buffer) bytes, read through `buffer`; b"" at the end of
-    the stream; None when nothing has arrived."""
+def recv_nowait(fd: int, buffer: ctypes.Array, size: int | None = None) -> bytes | None:
+    """What has arrived on `fd`, at most `size` (default len(buffer)) bytes, read through `buffer`;
+    b"" at the end of the stream; None when nothing has arrived."""
     while True:
-        received = _recv(fd, buffer, len(buffer), socket.MSG_DONTWAIT)
+        received = _recv(fd, buffer, len(buffer) if size is None else size, socket.MSG_DONTWAIT)
         if received >= 0:
             return ctypes.string_at(buffer, received)
         err = ctypes.get_errno()
@@ -75,15 +76,34 @@ def receive_buffer(size: int) -> ctypes.Array:
     return ctypes.create_string_buffer(size)
 
 
+# One buffer for the many connection threads: no CP holds one while idle, and no read makes one.
+_SHARED_SIZE = 65536
+_shared_buffer = ctypes.create_string_buffer(_SHARED_SIZE)
+_shared_lock = threading.Lock()
+
+
+def recv_nowait_shared(fd: int, size: int) -> bytes | None:
+    """:func:`recv_nowait` of at most `size` bytes through a buffer all threads share (the lock
+    covers the read and the copy out of it)."""
+    if size > _SHARED_SIZE:
+        return recv_nowait(fd, receive_buffer(size))
+    with _shared_lock:
+        return recv_nowait(fd, _shared_buffer, size)
+
+
 def eventfd_add(fd: int) -> None:
     """Add one to a non-blocking eventfd's counter."""
     if _eventfd_write(fd, 1) != 0:
         raise _fail()
 
 
+# Where eventfd_read puts the counter, which nobody reads: one for all callers.
+_eventfd_value = ctypes.byref(ctypes.c_uint64())
+
+
 def eventfd_take(fd: int) -> None:
     """Reset a non-blocking eventfd's counter to zero (EAGAIN if it was zero)."""
-    if _eventfd_read(fd, ctypes.byref(ctypes.c_uint64())) != 0:
+    if _eventfd_read(fd, _eventfd_value) != 0:
         raise _fail()
 
 

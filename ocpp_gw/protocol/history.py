@@ -38,18 +38,18 @@ class History:
     def record(self, direction: str, message: Message, action: str | None, size: int) -> None:
         if not self.enabled:
             return
+        kind = type(message)  # the five message classes are final: no isinstance needed
         reason = None
-        if isinstance(message, CallError) and message.details.get("origin") == "ocpp_gw":
-            reason = message.details.get("reason")
-        if isinstance(message, (Call, Send)):
+        if kind is Call or kind is Send:
             action, payload = message.action, message.payload
-        elif isinstance(message, CallResult):
+        elif kind is CallResult:
             payload = message.payload
         else:
+            if kind is CallError and message.details.get("origin") == "ocpp_gw":
+                reason = message.details.get("reason")
             payload = {"ErrorCode": message.code, "ErrorDescription": message.description,
-                       "ErrorDetails": message.details}
-        self._entries.append(Entry(time.time(), direction, _TYPES[type(message)], action,
-                                   message.unique_id, size,
+                       "ErrorDetails": message.details} if self.keep_payloads else None
+        self._entries.append(Entry(time.time(), direction, _TYPES[kind], action, message.unique_id, size,
                                    payload if self.keep_payloads else None, reason))
 
     def entries(self) -> list[dict]:

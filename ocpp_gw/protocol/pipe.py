@@ -228,12 +228,24 @@ class Pipe:
     def next_deadline(self) -> float | None:
         if self.closed is not None:
             return None
-        candidates = [self._idle_deadline, self._keepalive_deadline()]
-        if self._cp_call is not None and not self._cp_call.expired:
-            candidates.append(self._cp_call.deadline)
-        if self._csms_call is not None:
-            candidates.append(min(self._csms_call.deadline, self._csms_call.next_retry))
-        return min((c for c in candidates if c is not None), default=None)
+        # Plain comparisons, not a list and min(): this runs twice per message on every connection.
+        earliest = self._keepalive_deadline()
+        for candidate in self._call_deadlines():
+            if earliest is None or candidate < earliest:
+                earliest = candidate
+        return earliest
+
+    def _call_deadlines(self) -> tuple[float, ...]:
+        """The deadlines besides the keepalive's: the first frame's, and those of the calls out."""
+        cp_call, csms_call, idle = self._cp_call, self._csms_call, self._idle_deadline
+        if cp_call is None and csms_call is None and idle is None:
+            return ()
+        deadlines = () if idle is None else (idle,)
+        if cp_call is not None and not cp_call.expired:
+            deadlines += (cp_call.deadline,)
+        if csms_call is not None:
+            deadlines += (min(csms_call.deadline, csms_call.next_retry),)
+        return deadlines
 
     @staticmethod
     def _drain(channel: queue.Queue, handle) -> bool:

@@ -81,6 +81,12 @@ def test_paho_mqtt_still_has_every_internal_the_buffered_client_uses():
             name in _method(client, "_do_on_publish") + _method(client, "_handle_pubackcomp") for name in (
                 "self._out_messages.pop(mid)", "self._out_message_mutex", "self._inflight_messages -= 1",
                 "self._max_inflight_messages", "self._update_inflight()", "msg.info._set_as_published()")),
+        "Client._handle_publish(), called by _packet_handle for a PUBLISH; _manual_ack, _protocol and "
+        "_send_puback(mid) (a plain PUBLISH handed over as topic and payload)":
+            "self._handle_publish()" in _method(client, "_packet_handle")
+            and "self._manual_ack" in _method(client, "_handle_publish")
+            and "self._send_puback(message.mid)" in _method(client, "_handle_publish")
+            and "self._protocol" in _method(client, "_handle_publish"),
         "Client.reconnect() connects to self._host/self._port (pointed at the next broker before each attempt)":
             "self._host" in _method(client, "reconnect") and "self._port" in _method(client, "reconnect"),
         "Client.loop_forever retries through reconnect() and _reconnect_wait()":

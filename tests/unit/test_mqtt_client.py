@@ -270,6 +270,49 @@ def test_with_an_on_publish_callback_a_puback_goes_paho_s_way_and_reaches_it():
         side.close()
 
 
+def test_a_qos1_publish_goes_to_on_received_as_topic_and_payload_then_is_acked(monkeypatch):
+    import threading
+    side = ConnectedClient(threading.current_thread())
+    received = []
+    side.client.on_received = lambda topic, payload: received.append((topic, payload))
+    side.client.on_message = lambda *args: received.append("paho's way")
+
+    def not_wanted(*args, **kwargs):
+        raise AssertionError("a message object built for a plain PUBLISH")
+    monkeypatch.setattr(mqtt.MQTTMessage, "__init__", not_wanted)
+    try:
+        side.peer.sendall(b"\x32\x0c\x00\x05ocp\xc3\xa9\x00\x09[3]" + b"\x30\x04\x00\x01tx")  # QoS 1, then QoS 0
+        assert side.client.loop_read() == 0
+        assert received == [("ocp\u00e9", b"[3]"), ("t", b"x")]
+        assert all(type(payload) is bytes for _topic, payload in received)
+        assert side.peer.recv(100) == b"\x40\x02\x00\x09"  # one PUBACK, for the QoS 1 message
+    finally:
+        side.close()
+
+
+def test_a_publish_that_is_not_plain_takes_pahos_way():
+    from ocpp_gw.mqtt.client import _parse_publish
+    assert _parse_publish(b"\x00\x01t\x00\x07body", 1, mqtt5=False) == ("t", 7, b"body")
+    assert _parse_publish(b"\x00\x01t\x00\x07\x00body", 1, mqtt5=True) == ("t", 7, b"body")
+    assert _parse_publish(b"\x00\x01t\x00\x07\x02\x01\x01body", 1, mqtt5=True) is None  # MQTT 5 properties
+    assert _parse_publish(b"\x00\x02\xff\xfebody", 0, mqtt5=False) is None  # a topic that is not UTF-8
+    assert _parse_publish(b"\x00\x09t", 0, mqtt5=False) is None  # shorter than its topic
+    assert _parse_publish(b"\x00", 0, mqtt5=False) is None
+
+
+def test_without_on_received_a_publish_reaches_on_message_as_paho_delivers_it():
+    import threading
+    side = ConnectedClient(threading.current_thread())
+    received = []
+    side.client.on_message = lambda client, userdata, message: received.append((message.topic, message.payload))
+    try:
+        side.peer.sendall(b"\x32\x06\x00\x01t\x00\x05x")
+        assert side.client.loop_read() == 0
+        assert received == [("t", b"x")] and side.peer.recv(100) == b"\x40\x02\x00\x05"
+    finally:
+        side.close()
+
+
 def test_poll_select_keeps_its_poll_object_while_the_descriptors_stay_the_same():
     from ocpp_gw.mqtt import client as module
     a, b = socket.socketpair()
