@@ -58,6 +58,7 @@ class Config:
     wss: Address | None
     admin_listener: Address | None
     max_connections: int
+    cpus: str | frozenset[int] = "one"  # process.cpus: "one", "all" or CPU numbers (netio.cpus)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Config":
@@ -67,7 +68,7 @@ class Config:
             admin=admin_config(settings), checker=checker_config(settings),
             ws=settings["ocpp.listener.ws"], wss=settings["ocpp.listener.wss"],
             admin_listener=settings["admin.listener"],
-            max_connections=settings["ocpp.listener.max_connections"])
+            max_connections=settings["ocpp.listener.max_connections"], cpus=settings["process.cpus"])
 
 
 def pipe_config(settings: Settings) -> PipeConfig:

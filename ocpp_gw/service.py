@@ -18,6 +18,7 @@ from . import auth
 from .admin import access as admin_access
 from .admin.api import AdminApi, AdminServer, ListenerState
 from .chargers.listener import Listener
+from .netio import cpus
 from .chargers.expiry import ExpiryWarning
 from .chargers.tls import ServerTls, TlsFileError
 from .config import DEFAULT_MAX_CONNECTIONS, CheckerConfig, Config, tls_config
@@ -136,6 +137,7 @@ class Service:
     def start(self, mqtt_wait: float = 10.0) -> None:
         config = self.config
         raise_open_files_limit(config.max_connections)
+        self._place_threads()
         self.runtime.bridge.start()
         try:
             if config.ws:
@@ -194,6 +196,17 @@ class Service:
         if self.server_tls is None:
             return None
         return self.server_tls.credentials.certfile, self.server_tls.not_after
+
+    def _place_threads(self) -> None:
+        """process.cpus, before the first thread starts: threads start where their creator runs."""
+        try:
+            placement = cpus.apply(self.config.cpus)
+        except (ValueError, OSError) as err:
+            raise StartupError(f"{self.settings.source}: process.cpus: {err}") from err
+        if placement.pinned:
+            log.info("threads run on CPU %s of %s (process.cpus); password hashes and TLS handshakes on any",
+                     ",".join(map(str, sorted(placement.running_on))),
+                     ",".join(map(str, sorted(placement.allowed))))
 
     def _close_listeners(self) -> None:
         """Listeners made before a later one failed: their sockets are open but their threads not started."""

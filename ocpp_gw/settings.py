@@ -192,6 +192,24 @@ class Integer(Parser):
 
 
 @dataclasses.dataclass(frozen=True)
+class CpuChoice(Parser):
+    """``one``, ``all``, or CPU numbers and ranges (``1``, ``0,2-3``) as a frozenset of ints."""
+
+    accepts = "one, all, or CPU numbers and ranges separated by commas (e.g. 1 or 0,2-3)"
+
+    def __call__(self, text: str) -> str | frozenset[int]:
+        if text in ("one", "all"):
+            return text
+        cpus: set[int] = set()
+        for part in text.split(","):
+            match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+            if match is None or (match[2] is not None and int(match[2]) < int(match[1])):
+                raise ValueError(f"{text!r} is not one, all or a list of CPU numbers")
+            cpus.update(range(int(match[1]), int(match[2] or match[1]) + 1))
+        return frozenset(cpus)
+
+
+@dataclasses.dataclass(frozen=True)
 class Number(Parser):
     minimum: float
 
@@ -872,6 +890,15 @@ Keep the payloads of those messages too. They may carry personal data (idTags, m
 so this is off unless an operator needs it for troubleshooting."""),
         Key("log.level", Choice(("debug", "info", "warning", "error")), "info", """
 Lowest severity of the messages logged. Re-read on SIGHUP."""),
+    ),
+    *_group(
+        "Process",
+        Key("process.cpus", CpuChoice(), "one", """
+The CPUs the gateway's threads run on. one: a single CPU, the highest-numbered this process may
+use. Python runs one thread at a time anyway, and threads that hand each message to each other on
+one CPU spend less CPU than threads on two (docs/performance.md); a password hash or a TLS handshake
+(work that runs beside Python) still uses every CPU while it lasts. all: wherever the system puts
+them. Or CPU numbers and ranges, e.g. 1 or 2-3. Read at start."""),
     ),
 )
 KEYS_BY_NAME: Mapping[str, Key] = MappingProxyType({key.name: key for key in KEYS})

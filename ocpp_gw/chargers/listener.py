@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from ..protocol import handshake
 from ..protocol import proxy_header as handshake_proxy
+from ..netio import cpus
 from ..protocol.peers import address_key
 from . import tls
 from .admission import PendingLimits, Slot
@@ -271,7 +272,8 @@ class Connection:
             if remaining <= 0:
                 raise TimeoutError
             self.sock.settimeout(remaining)
-            self.sock.do_handshake()
+            with cpus.spread():  # its cryptography runs without the GIL: any CPU will do
+                self.sock.do_handshake()
             return self.sock
         except TimeoutError:
             log.warning("connection from %s closed: no TLS handshake within %gs", self.peer,
@@ -330,8 +332,9 @@ class Connection:
                 if refusal is not None:
                     return refusal
             transport = handshake.Transport(tls=True, client_certificate=bool(certificate))
-        refusal = handshake.authorize(request, self.runtime.auth, peer=self.peer, transport=transport,
-                                      must_match_cid=config.username_must_match_cid)
+        with cpus.spread():  # a password hash runs without the GIL: any CPU will do
+            refusal = handshake.authorize(request, self.runtime.auth, peer=self.peer, transport=transport,
+                                          must_match_cid=config.username_must_match_cid)
         if refusal is not None:
             return refusal
         versions_of = getattr(self.runtime.auth, "versions", None)   # the file backend has them

@@ -123,3 +123,26 @@ def test_with_no_descriptor_left_connections_wait_in_the_backlog_and_the_gateway
         response = read_http_response(waiting, timeout=10.0)
         assert response.status == 101
 
+
+
+def cpus_of_threads(pid: int) -> set[frozenset[int]]:
+    placements = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            placements.add(frozenset(os.sched_getaffinity(int(tid))))
+    return placements
+
+
+def test_by_default_every_gateway_thread_runs_on_the_highest_numbered_cpu(module_start):
+    gateway = module_start()
+    allowed = frozenset(os.sched_getaffinity(0))
+    with connect_cp(gateway, TEST_CIDS[CPS]) as cp:
+        assert answered_marker(cp) == []  # its connection thread runs
+        assert cpus_of_threads(gateway.process.pid) == {frozenset({max(allowed)})}
+
+
+def test_with_process_cpus_all_the_threads_may_run_anywhere(module_start):
+    gateway = module_start({"process.cpus": "all"})
+    with connect_cp(gateway, TEST_CIDS[CPS + 1]) as cp:
+        assert answered_marker(cp) == []
+        assert cpus_of_threads(gateway.process.pid) == {frozenset(os.sched_getaffinity(0))}

@@ -381,6 +381,7 @@ SPEC_DEFAULTS = {
     "auth.throttle.block": 300.0, "auth.throttle.max_failures_per_address": 100,
     "ocpp.listener.handshake_timeout": 10.0, "ocpp.listener.max_pending": 2000,
     "ocpp.listener.max_pending_per_address": 500, "ocpp.listener.proxy_protocol": "off", "ocpp.listener.proxy_protocol.trusted": ("127.0.0.0/8", "::1/128"),
+    "process.cpus": "one",
 }
 
 
