@@ -4,10 +4,10 @@ the registry of sessions, the MQTT bridge, the connection slots and the pending 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .chargers.admission import PendingSlots
+from .chargers.admission import SETUPS_AT_ONCE, PendingSlots
 from .chargers.registry import Registry
 from .config import Config
 from .mqtt.bridge import Bridge
@@ -29,6 +29,10 @@ class Runtime:
     bridge: Bridge
     connections: threading.BoundedSemaphore  # one slot per authenticated connection, up to max_connections
     pending: PendingSlots  # the connections still in their handshake, bounded apart (SPEC §10)
+    # Connections between a complete upgrade request and a running session (authorization, the 101,
+    # the MQTT subscription), bounded: see SETUPS_AT_ONCE.
+    setting_up: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(SETUPS_AT_ONCE))
 
     def checker_for(self, version: OcppVersion | str) -> SchemaChecker | None:
         """The schema checker of a connection speaking ``version``; None: not checked."""

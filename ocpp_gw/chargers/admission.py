@@ -17,6 +17,13 @@ from dataclasses import dataclass
 
 log = logging.getLogger("ocpp_gw.listener")
 
+# In a storm, thousands of threads with a request read would all wait for the GIL at once. Each waiter that
+# waits longer than the switch interval asks the holder to let go, so the GIL then changes hands every few
+# microseconds and little else happens: a 3,000-CP storm took 27-120 s instead of 4 s with the threads on
+# one CPU (docs/performance.md). Threads beyond this many wait their turn on a semaphore instead, outside
+# the GIL's queue. The requests are read before (a slow client holds no turn), TLS is done before.
+SETUPS_AT_ONCE = 32
+
 WARNING_EVERY = 10.0
 
 

@@ -16,7 +16,7 @@ from ..protocol import proxy_header as handshake_proxy
 from ..netio import cpus
 from ..protocol.peers import address_key
 from . import tls
-from .admission import PendingLimits, Slot
+from .admission import SETUPS_AT_ONCE, PendingLimits, Slot
 from .proxy_protocol import ProxyPolicy, read_header
 from .session import Peer, Session
 from .websocket import refuse_after_upgrade
@@ -173,6 +173,7 @@ class Connection:
         self.ssl_context = ssl_context
         self.deadline = 0.0  # of the handshake, on the monotonic clock; set by _handshake()
         self.upgrade: handshake.Upgrade | None = None  # set by _decide() for a request that passed the checks
+        self._has_turn = False  # holds one of runtime.setting_up
 
     def handle(self) -> None:
         try:
@@ -186,6 +187,7 @@ class Connection:
             log.exception("connection from %s failed", self.peer)
             self.runtime.stats.incr("errors.handshake")
         finally:
+            self._end_turn()
             self._release_slot()
             if self.sock is not None:
                 self.sock.close()
@@ -204,6 +206,11 @@ class Connection:
             return None
         raw = self._read_request()
         if raw is None:
+            return None
+        if not self._take_turn():
+            log.warning("connection from %s refused: %d connections were being set up for %gs", self.peer,
+                        SETUPS_AT_ONCE, self.config.handshake_timeout)
+            self._refuse(handshake.Refusal(503, "busy", {"Retry-After": "10"}))
             return None
         decision = self._decide(raw)
         if isinstance(decision, handshake.Refusal):
@@ -238,9 +245,19 @@ class Connection:
                 self._refuse(handshake.Refusal(503, "out of file descriptors", {"Retry-After": "10"}))
                 return
             self.sock = None  # the session owns it now
-            session.run()
+            session.run(ready=self._end_turn)
         finally:
             self.runtime.connections.release()
+
+    def _take_turn(self) -> bool:
+        """One of the SETUPS_AT_ONCE turns, waiting for it until the handshake deadline."""
+        self._has_turn = self.runtime.setting_up.acquire(timeout=max(0.0, self.deadline - time.monotonic()))
+        return self._has_turn
+
+    def _end_turn(self) -> None:
+        if self._has_turn:
+            self._has_turn = False
+            self.runtime.setting_up.release()
 
     def _release_slot(self) -> None:
         if self.slot is not None:

@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from queue import Full
+from typing import Callable
 
 from simple_websocket import ConnectionClosed
 from wsproto.utilities import LocalProtocolError
@@ -87,7 +88,8 @@ class Session:
 
     # -- the three phases --------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, ready: Callable[[], None] | None = None) -> None:
+        """The connection, to its end; ``ready()`` once it is set up (registered, subscribed, announced)."""
         threading.current_thread().name = f"ocpp-cp-{self.cid}"
         registered = False
         try:
@@ -97,6 +99,8 @@ class Session:
             self._take_frames()  # any that came right behind the handshake
             self._claim_cid()
             registered = True
+            if ready is not None:
+                ready()
             self._handle()
         except Exception:  # noqa: BLE001 - one CP's failure must not touch the others
             log.exception("[%s] session failed", self.cid, extra={"cid": self.cid})
