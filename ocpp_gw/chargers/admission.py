@@ -23,6 +23,10 @@ log = logging.getLogger("ocpp_gw.listener")
 # one CPU (docs/performance.md). Threads beyond this many wait their turn on a semaphore instead, outside
 # the GIL's queue. The requests are read before (a slow client holds no turn), TLS is done before.
 SETUPS_AT_ONCE = 32
+# How long a connection whose request is read waits for a turn. Not the handshake deadline: the client
+# has done its part, and in a storm of password hashes (20 ms each, one per CPU at a time) the last of
+# 5,000 logins waits over a minute. The waiters are bounded by the pending slots.
+SETUP_WAIT = 180.0
 
 WARNING_EVERY = 10.0
 

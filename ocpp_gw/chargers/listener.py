@@ -16,7 +16,7 @@ from ..protocol import proxy_header as handshake_proxy
 from ..netio import cpus
 from ..protocol.peers import address_key
 from . import tls
-from .admission import SETUPS_AT_ONCE, PendingLimits, Slot
+from .admission import SETUP_WAIT, SETUPS_AT_ONCE, PendingLimits, Slot
 from .proxy_protocol import ProxyPolicy, read_header
 from .session import Peer, Session
 from .websocket import refuse_after_upgrade
@@ -209,7 +209,7 @@ class Connection:
             return None
         if not self._take_turn():
             log.warning("connection from %s refused: %d connections were being set up for %gs", self.peer,
-                        SETUPS_AT_ONCE, self.config.handshake_timeout)
+                        SETUPS_AT_ONCE, SETUP_WAIT)
             self._refuse(handshake.Refusal(503, "busy", {"Retry-After": "10"}))
             return None
         decision = self._decide(raw)
@@ -250,8 +250,8 @@ class Connection:
             self.runtime.connections.release()
 
     def _take_turn(self) -> bool:
-        """One of the SETUPS_AT_ONCE turns, waiting for it until the handshake deadline."""
-        self._has_turn = self.runtime.setting_up.acquire(timeout=max(0.0, self.deadline - time.monotonic()))
+        """One of the SETUPS_AT_ONCE turns, waiting for it at most SETUP_WAIT."""
+        self._has_turn = self.runtime.setting_up.acquire(timeout=SETUP_WAIT)
         return self._has_turn
 
     def _end_turn(self) -> None:

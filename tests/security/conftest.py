@@ -194,6 +194,7 @@ class AuthService:
         self.allowed: set[tuple[str, str]] = set()
         self.deny_status = 401
         self.status: int | None = None
+        self.gate: threading.Event | None = None  # when set to an Event, every answer waits for it (10 s at most)
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self._lock = threading.Lock()
@@ -208,6 +209,8 @@ class AuthService:
                     status = service.status or (
                         200 if (service.requests[-1]["username"], service.requests[-1]["password"])
                         in service.allowed else service.deny_status)
+                if service.gate is not None:
+                    service.gate.wait(10)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 if 300 <= status < 400:

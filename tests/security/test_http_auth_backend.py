@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 
@@ -202,3 +203,30 @@ def test_gateway_answers_503_and_warns_when_the_service_is_down(module_gateways)
                            since=since)
     assert "whatever-pw-5150" not in "\n".join(gw.logs)
     assert "Traceback" not in line
+
+
+def test_a_slow_authorization_service_holds_at_most_32_set_ups_and_the_next_cp_waits_its_turn(
+        module_gateways, auth_service):
+    from ocpp_gw.chargers.admission import SETUPS_AT_ONCE
+    gw = module_gateways({"auth.backend": "http", "auth.http.url": auth_service.url, "auth.http.timeout": "5s",
+                          "ocpp.listener.handshake_timeout": "1s"})
+    cids = [f"CPSETUP{i:03d}" for i in range(SETUPS_AT_ONCE + 1)]
+    auth_service.allowed.update((cid, "pw") for cid in cids)
+    auth_service.gate = threading.Event()
+    statuses: dict[str, int] = {}
+    clients = [threading.Thread(target=lambda cid=cid: statuses.__setitem__(cid, upgrade(gw, cid, "pw").status))
+               for cid in cids]
+    try:
+        for client in clients[:-1]:
+            client.start()
+        deadline = time.monotonic() + 5
+        while auth_service.count() < SETUPS_AT_ONCE and time.monotonic() < deadline:
+            time.sleep(0.02)
+        clients[-1].start()
+        time.sleep(1.5)  # past the handshake deadline: waiting for a turn is not a slow handshake
+        assert auth_service.count() == SETUPS_AT_ONCE  # the last one has not reached the service
+    finally:
+        auth_service.gate.set()
+        for client in clients:
+            client.join(10)
+    assert statuses == {cid: 101 for cid in cids}  # every turn was given back, and the last one got in
