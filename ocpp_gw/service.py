@@ -201,8 +201,11 @@ class Service:
         """process.cpus, before the first thread starts: threads start where their creator runs."""
         try:
             placement = cpus.apply(self.config.cpus)
-        except (ValueError, OSError) as err:
+        except ValueError as err:
             raise StartupError(f"{self.settings.source}: process.cpus: {err}") from err
+        except OSError as err:  # a sandbox that forbids it: run where the system puts us
+            log.warning("process.cpus not applied: %s; threads run on any CPU", err)
+            return
         if placement.pinned:
             log.info("threads run on CPU %s of %s (process.cpus); password hashes and TLS handshakes on any",
                      ",".join(map(str, sorted(placement.running_on))),

@@ -40,8 +40,8 @@ It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send``, ``_sockp
 ``_msgtime_mutex``, ``_last_msg_out``, ``MQTTMessageInfo._set_as_published``, ``_handle_pubackcomp``,
 ``_in_packet``, ``_out_message_mutex``, ``_out_messages``, ``_inflight_messages``, ``_max_inflight_messages``,
 ``_update_inflight``, ``_handle_publish``, ``_manual_ack``, ``_protocol``, ``_send_puback``, ``_host``,
-``_port``, ``_reconnect_wait``, ``_reconnect_delay``, ``_reconnect_min_delay``, its calling ``reconnect()`` for every (re)connection attempt and its use of
-``select.select``; this is the only module that names them. ``tests/unit/test_library_internals.py`` checks
+``_port``, ``_reconnect_wait``, ``_reconnect_delay``, ``_reconnect_min_delay``, its calling ``reconnect()``
+for every (re)connection attempt and its use of ``select.select``; this is the only module that names them. ``tests/unit/test_library_internals.py`` checks
 that paho still has every one, so an upgrade that renames them fails a test naming the member instead of
 silently turning this off.
 """

@@ -4,7 +4,7 @@ Every message crosses threads: a connection thread wakes paho's thread and paho'
 connection thread. When the two run on different CPUs each wake-up is a cross-CPU interrupt (on a
 virtual machine, an exit to the hypervisor) and the message's objects move between the CPUs' caches.
 The GIL lets one thread run Python at a time anyway, so by default the threads share one CPU:
-at 333 heartbeats a second the gateway then used 7-22% less CPU (``docs/performance.md``).
+at 333 heartbeats a second the gateway then used 15-33% less CPU (``docs/performance.md``, item 15).
 
 The work that runs without the GIL and takes milliseconds - a password hash, a TLS handshake - may
 still use every CPU: the thread doing it widens its own placement for that while (:func:`spread`).

@@ -48,7 +48,7 @@ class History:
             if kind is CallError and message.details.get("origin") == "ocpp_gw":
                 reason = message.details.get("reason")
             payload = {"ErrorCode": message.code, "ErrorDescription": message.description,
-                       "ErrorDetails": message.details} if self.keep_payloads else None
+                       "ErrorDetails": message.details}
         self._entries.append(Entry(time.time(), direction, _TYPES[kind], action, message.unique_id, size,
                                    payload if self.keep_payloads else None, reason))
 

@@ -134,3 +134,13 @@ def test_ctl_lists_and_kicks_a_connected_charge_point(gateway, mqtt_probe):
             ws.recv(timeout=5)
         assert closed.value.rcvd.code == 1000
     assert ocpp_gw("ctl", "-c", str(gateway.config_path), "kick", "CP003").returncode == 1
+
+
+def test_a_start_with_process_cpus_naming_no_available_cpu_fails_naming_the_file_and_key(tmp_path):
+    from tools.harness import free_port
+    conf = tmp_path / "ocpp.conf"
+    conf.write_text(f"ocpp.listener.ws = 127.0.0.1:{free_port()}\nadmin.listener = off\nauth.backend = none\n"
+                    f"mqtt.server = 127.0.0.1:{free_port()}\nprocess.cpus = 4000-4001\n")
+    result = ocpp_gw("-c", str(conf))
+    assert result.returncode != 0
+    assert f"{conf}: process.cpus: none of CPUs 4000,4001 is available to this process" in result.stderr
