@@ -149,10 +149,8 @@ def burst_and_sustain(target, sizes: Sizes, profile: bool, do_burst: bool, do_su
             n = sizes.sustain_cps
             commands = [{"op": "sustain", "at": time.monotonic() + START_DELAY, "duration": sizes.sustain_seconds,
                          "first": k} for k in shares(n, len(generators.counts))]
-            pids = {getattr(target, "process_name", target.name): target.pid, **target.helper_pids}
-            cpu_before = {name: procfs.cpu_split(pid) for name, pid in pids.items()}
+            cpu = _CpuMeter(target)
             answers = generators.ask(commands, timeout=sizes.sustain_seconds + sizes.call_timeout + 60)
-            cpu_after = {name: procfs.cpu_split(pid) for name, pid in pids.items()}
             latencies = [t for a in answers for t in a["latencies"]]
             summary = latency_summary(latencies)
             results["sustain"] = {"cps": n, "seconds": sizes.sustain_seconds,
@@ -160,11 +158,7 @@ def burst_and_sustain(target, sizes: Sizes, profile: bool, do_burst: bool, do_su
                                   "p50": summary["p50"], "p99": summary["p99"], "failures": merge_failures(answers),
                                   # CPU of each server process over the loop (start delay and drain included),
                                   # per round trip: where the two cores went.
-                                  "cpu_us_per_round_trip": {
-                                      name: {kind: round(1e6 * (cpu_after[name][i] - cpu_before[name][i])
-                                                         / max(1, len(latencies)), 1)
-                                             for i, kind in enumerate(("user", "system"))}
-                                      for name in pids}}
+                                  "cpu_us_per_round_trip": cpu.per_item(len(latencies), 1e6)}
         results["server_stats"] = target.stats()
         results["memory"] = _memory(target.pid, guard)
         return results
@@ -173,6 +167,21 @@ def burst_and_sustain(target, sizes: Sizes, profile: bool, do_burst: bool, do_su
         profiler.__exit__()
         generators.close()
         target.stop()
+
+
+class _CpuMeter:
+    """The CPU each server process of a target (the server and its helpers) used since the meter was made."""
+
+    def __init__(self, target):
+        self.pids = {getattr(target, "process_name", target.name): target.pid, **target.helper_pids}
+        self.before = {name: procfs.cpu_split(pid) for name, pid in self.pids.items()}
+
+    def per_item(self, count: int, unit: float) -> dict:
+        """Each process's user and system CPU since, divided over `count` items, in 1/`unit` seconds."""
+        after = {name: procfs.cpu_split(pid) for name, pid in self.pids.items()}
+        return {name: {kind: round(unit * (after[name][i] - self.before[name][i]) / max(1, count), 3)
+                       for i, kind in enumerate(("user", "system"))}
+                for name in self.pids}
 
 
 def _median_round(rounds: list[dict]) -> dict:
@@ -189,13 +198,16 @@ def storm(target, sizes: Sizes, profile: bool) -> dict:
         try:
             with Profiler(profile and target.name == "gateway", target.pid, f"storm-{n}"), \
                     procfs.MemoryGuard(target.pid, MEMORY_LIMIT_KB) as guard:
+                cpu = _CpuMeter(target)
                 answers = generators.ask({"op": "storm", "at": time.monotonic() + START_DELAY + 0.5 * n / 1000,
                                           "timeout": sizes.storm_timeout}, timeout=sizes.storm_timeout + 60)
             booted = [t for a in answers for t in a["booted"]]
             failures = merge_failures(answers)
             results[n] = {"last": max(booted, default=None), "booted": len(booted),
                           "p50": latency_summary(booted)["p50"], "failures": failures,
-                          **_memory(target.pid, guard)}
+                          # Each server process's CPU from just before the storm to the last boot (or the
+                          # timeout), per CP: what a connection costs each of them.
+                          "cpu_ms_per_cp": cpu.per_item(n, 1e3), **_memory(target.pid, guard)}
         finally:
             generators.close()
             target.stop()

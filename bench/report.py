@@ -98,6 +98,11 @@ def _failures(failures: dict) -> int:
     return sum(failures.values())
 
 
+def _cpu_total(per_process: dict) -> float:
+    """User and system CPU of every process, added up."""
+    return round(sum(sum(kinds.values()) for kinds in per_process.values()), 3)
+
+
 def _pick(pick, result):
     """The value of one measure, or None when that side was not measured or its figure failed."""
     if result is None:
@@ -138,6 +143,8 @@ def rows(results: dict) -> list[tuple[str, str, dict, str, bool]]:
                  "≤ 2×" if int(n) == 5000 else "")
             pair("storm", f"{int(n):,} CPs: not booted", lambda r, n=n: _failures(r[n]["failures"]),
                  compare=False)
+            pair("storm", f"{int(n):,} CPs: CPU per CP, all server processes (ms)",
+                 lambda r, n=n: _cpu_total(r[n]["cpu_ms_per_cp"]))
     if "hold" in results:
         pair("hold", "idle CPs held (booted)", lambda r: r["open_at_measure"], compare=False)
         pair("hold", "RSS per connection (KiB)", lambda r: r["rss_per_connection_kb"], "≤ 100 KB")

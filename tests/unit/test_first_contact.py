@@ -42,3 +42,25 @@ def test_a_low_open_files_limit_under_systemd_warns_to_raise_limitnofile():
     level, message = open_files_advice(1024, 10000, environ={"INVOCATION_ID": "abc"})
     assert level == logging.WARNING and "raise LimitNOFILE to at least 20064" in message
     assert open_files_advice(65536, 10000, environ={"INVOCATION_ID": "abc"}) is None
+
+
+def test_a_gateway_collects_cycles_ten_times_less_often_than_python_by_default():
+    # A storm's connections leave thousands of long-lived objects: at CPython's 700 the collector
+    # ran full collections over all of them every few hundred connections (docs/performance.md).
+    import gc
+    import sys
+    import threading
+
+    from ocpp_gw.service import Service
+    from ocpp_gw.settings import loads
+
+    before = gc.get_threshold(), sys.getswitchinterval(), threading.stack_size()
+    try:
+        gc.set_threshold(700, 10, 10)
+        Service(loads("auth.backend = none\nmqtt.server = 127.0.0.1:1\n"))
+        young, middle, old = gc.get_threshold()
+        assert young == 7000 and (middle, old) == (10, 10)
+    finally:
+        gc.set_threshold(*before[0])  # Service tunes the whole process: give the test run its own back
+        sys.setswitchinterval(before[1])
+        threading.stack_size(before[2])
