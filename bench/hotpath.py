@@ -1,23 +1,34 @@
 """The Python work of one round trip through the gateway, stage by stage, in one thread.
 
-    python -m bench.hotpath [--count 20000] [--ocpp 2.0.1]
+    python -m bench.hotpath [--count 20000] [--ocpp 2.0.1] [--setup]
 
 Times the calls a CP Heartbeat and its answer go through (the WebSocket framing, the frame codec, the
 pipe, the envelope, paho's publish) in a loop, without threads or sockets: what a round trip costs before
 any thread hand-off. Compare with the CPU per round trip the sustained figure records
 (`cpu_us_per_round_trip`) to see what running it across threads adds (docs/performance.md).
+With ``--setup``, the stages a connection goes through once instead (compare with the storm figure's
+`cpu_ms_per_cp`).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import os
+import socket
+import threading
 import time
 
 from paho.mqtt.enums import CallbackAPIVersion
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request, TextMessage
 
+from ocpp_gw.auth.backends import NoAuth
 from ocpp_gw.chargers import text_frames
+from ocpp_gw.chargers.websocket import CpWebSocket, LockedSocket
+from ocpp_gw.netio.doorbell import Doorbell
+from ocpp_gw.protocol import handshake
+from ocpp_gw.protocol.peers import address_key
 from ocpp_gw.protocol import envelope
 from ocpp_gw.protocol import frames
 from ocpp_gw.mqtt.client import BufferedClient
@@ -84,12 +95,58 @@ def stages(ocpp: str = DEFAULT_VERSION) -> tuple[dict, dict]:
     }
 
 
+def setup_stages(ocpp: str = DEFAULT_VERSION) -> dict:
+    """The Python stages of one connection's set-up, up to its first message (MQTT not included)."""
+    subprotocol = DIALECTS[ocpp].subprotocol
+    version = VERSIONS[subprotocol]
+    raw = (b"GET /ocpp/CP000123 HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) +
+           b"\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: " + subprotocol.encode() + b"\r\n\r\n")
+    request = handshake.parse_request(raw, path_prefix="/ocpp")
+    upgrade = handshake.Upgrade.of(request, b"")
+    ours, theirs = socket.socketpair()
+    stats, bell = Stats(), Doorbell()
+
+    def websocket():  # the 101 is sent on construction; the other end reads it
+        CpWebSocket(LockedSocket(ours, lambda: None, send_timeout=30), upgrade, subprotocol, max_message_size=65536)
+        theirs.recv(65536)
+
+    def doorbell():
+        Doorbell().close()
+
+    def thread():  # the accept loop's Thread.start() returns once the new thread runs
+        started = threading.Thread(target=int)
+        started.start()
+        started.join()
+
+    return {
+        "handshake.parse_request": lambda: handshake.parse_request(raw, path_prefix="/ocpp"),
+        "address_key (the pending slot)": lambda: address_key("127.0.0.1:40000"),
+        "handshake.authorize (auth.backend = none)": lambda: handshake.authorize(
+            request, NoAuth(), peer="127.0.0.1:40000", transport=handshake.PLAIN, must_match_cid=True),
+        "handshake.negotiate": lambda: handshake.negotiate(request.subprotocols, handshake.VersionPolicy(), None),
+        "doorbell (eventfd) opened and closed": doorbell,
+        "Pipe (four queue.Queue channels)": lambda: Pipe("CP1", PipeConfig(), stats=stats, version=version,
+                                                         doorbell=bell),
+        "WebSocket object and the 101 sent": websocket,
+        "thread started and joined": thread,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hotpath")
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--ocpp", choices=DIALECTS, default=DEFAULT_VERSION, help="the CP's OCPP version")
+    parser.add_argument("--setup", action="store_true", help="time a connection's set-up stages instead")
     args = parser.parse_args(argv)
     total = 0.0
+    if args.setup:
+        for name, fn in setup_stages(args.ocpp).items():
+            us = per_call_us(fn, min(args.count, 2000))
+            total += us
+            print(f"{name:45s} {us:7.1f} µs")
+        print(f"{'total':45s} {total:7.1f} µs")
+        return 0
     path, wsproto = stages(args.ocpp)
     for name, fn in path.items():
         # paho keeps every queued QoS 1 message: fewer rounds for it.

@@ -68,11 +68,12 @@ class Handover:
         try:
             event = json.loads(payload)
             cid, gateway = event["cid"], event["gateway"]
-            moved = event["event"] == "connected" and gateway != self.gateway_id
+            if event["event"] != "connected" or gateway == self.gateway_id:
+                return None  # most events: our own connects come back here, one per CP (a storm's worth)
             stamp = datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
         except (ValueError, KeyError, TypeError, AttributeError):
             return None  # not one of ours to act on; events are informational
-        return (cid, gateway, stamp) if moved else None
+        return cid, gateway, stamp
 
     def hand_over(self, cid: str, call: Call, channel: str | None = None) -> None:
         """Hand a CSMS call to whichever instance holds the CP now (it drops duplicates by id); a

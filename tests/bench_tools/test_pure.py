@@ -164,6 +164,22 @@ def test_hotpath_times_every_stage_of_a_round_trip(capsys):
     assert len(lines) == len(path) + 1 + 1 + len(wsproto) and lines[len(path)].startswith("total")
 
 
+def test_hotpath_setup_times_every_stage_of_a_connection_set_up(capsys):
+    from bench import hotpath
+    assert hotpath.main(["--setup", "--count", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(hotpath.setup_stages()) + 1 and lines[-1].startswith("total")
+
+
+def test_the_storm_table_adds_up_each_server_process_cpu_per_cp():
+    storm = {"3000": {"last": 3.0, "failures": {}, "cpu_ms_per_cp": {
+        "gateway": {"user": 0.75, "system": 0.25}, "mosquitto": {"user": 0.05, "system": 0.05}}}}
+    results = {"storm": {"gateway": storm, "baseline": {"3000": {"last": 2.0, "failures": {}, "cpu_ms_per_cp": {
+        "baseline": {"user": 0.5, "system": 0.1}}}}}}
+    cpu = next(values for figure, metric, values, *_ in report.rows(results) if "CPU per CP" in metric)
+    assert cpu["gateway"] == 1.1 and cpu["baseline"] == 0.6
+
+
 def test_plot_skips_a_figure_that_failed_on_one_side(tmp_path):
     results = {"storm": {"gateway": {"error": "RuntimeError: exited with 2"},
                          "baseline": {"1000": {"last": 10.0, "failures": {}}}}}
