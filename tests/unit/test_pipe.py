@@ -583,3 +583,37 @@ def test_cp_heartbeating_exactly_on_time_with_network_delay_stays_connected():
         h.pipe.last_rx = h.clock.now
         h.step()
     assert h.pipe.closed is None
+
+
+def test_a_pipe_queue_is_built_as_a_queue_queue_is_and_blocks_like_one():
+    import queue
+    import threading
+
+    from ocpp_gw.protocol.pipe import PipeQueue
+
+    # PipeQueue rebuilds queue.Queue's constructor: a Python that adds an attribute there fails here.
+    assert set(vars(PipeQueue(1))) == set(vars(queue.Queue(1)))
+    bounded = PipeQueue(1)
+    bounded.put("first")
+    with pytest.raises(queue.Full):
+        bounded.put("second", timeout=0.01)
+    assert bounded.get(timeout=0.01) == "first"
+    with pytest.raises(queue.Empty):
+        bounded.get(timeout=0.01)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(bounded.get(timeout=5)))
+    waiter.start()
+    bounded.put("woken")  # a thread blocked in get() wakes on a put from another
+    waiter.join(5)
+    assert got == ["woken"]
+    bounded.task_done()
+    bounded.task_done()
+    bounded.join()  # both items taken are done: returns at once
+
+
+def test_every_channel_of_a_pipe_is_a_pipe_queue():
+    from ocpp_gw.protocol.pipe import PipeQueue
+
+    pipe = Pipe("CP1")
+    assert all(isinstance(channel, PipeQueue) for channel in
+               (pipe.ChargeStationRx, pipe.ChargeStationTx, pipe.CSMSRx, pipe.CSMSTx))
