@@ -48,7 +48,6 @@ from wsproto.utilities import LocalProtocolError
 
 from ..netio import gil_io
 from . import text_frames
-from ..protocol.close_codes import CLOSE_TOO_BIG
 from ..protocol.handshake import Upgrade, switching_protocols
 
 

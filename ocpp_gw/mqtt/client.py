@@ -19,6 +19,13 @@ changes only how bytes are moved, never which:
   "success" and nothing else) settles its message directly: paho builds a reason code and a properties
   object for each one, only to hand them to an ``on_publish`` callback the gateway does not set, which
   was the largest single cost of an upstream message on paho's thread;
+- a SUBACK nobody reads (no ``on_subscribe``: the gateway sets none) is dropped undecoded, where paho
+  would build a reason-code object for each filter; one comes for every charge point that connects;
+- how many QoS 1 messages may be unacknowledged at once is the broker's to say: MQTT 3.1.1 has no
+  such limit and paho's own (20 by default, 100 here before) held a storm's messages back behind
+  their PUBACKs, and each PUBACK then walked paho's list of unacknowledged messages to find the next
+  one to send; MQTT 5 brokers state theirs in CONNACK (Receive Maximum), which
+  :meth:`BufferedClient.limit_in_flight` applies;
 - a PUBLISH of QoS 0 or 1 (MQTT 5: with no properties) goes to :attr:`BufferedClient.on_received` as
   topic and payload, then gets its PUBACK: paho would build a message object (with a lock and a
   condition of its own), match its topic against per-filter callbacks the gateway never adds, and
@@ -40,7 +47,8 @@ It relies on paho internals: ``_sock``, ``_sock_recv``, ``_sock_send``, ``_sockp
 ``_msgtime_mutex``, ``_last_msg_out``, ``MQTTMessageInfo._set_as_published``, ``_handle_pubackcomp``,
 ``_in_packet``, ``_out_message_mutex``, ``_out_messages``, ``_inflight_messages``, ``_max_inflight_messages``,
 ``_update_inflight``, ``_handle_publish``, ``_manual_ack``, ``_protocol``, ``_send_puback``, ``_host``,
-``_port``, ``_reconnect_wait``, ``_reconnect_delay``, ``_reconnect_min_delay``, its calling ``reconnect()``
+``_port``, ``_reconnect_wait``, ``_reconnect_delay``, ``_reconnect_min_delay``, ``_handle_suback``, the message
+states ``mqtt_ms_publish`` and ``mqtt_ms_queued``, its calling ``reconnect()``
 for every (re)connection attempt and its use of ``select.select``; this is the only module that names them. ``tests/unit/test_library_internals.py`` checks
 that paho still has every one, so an upgrade that renames them fails a test naming the member instead of
 silently turning this off.
@@ -281,6 +289,11 @@ class BufferedClient(mqtt.Client):
                     return self._update_inflight()
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
+    def _handle_suback(self) -> None:
+        if self.on_subscribe is None:
+            return  # nobody reads it: paho would decode its reason codes into objects for no one
+        super()._handle_suback()
+
     def _handle_publish(self) -> MQTTErrorCode:
         # See the module docstring; anything but a plain QoS 0 or 1 PUBLISH takes paho's path.
         received = self.on_received
@@ -294,6 +307,26 @@ class BufferedClient(mqtt.Client):
         topic, mid, payload = parsed
         received(topic, payload)
         return self._send_puback(mid) if qos else MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def limit_in_flight(self, limit: int) -> None:
+        """Send at most `limit` QoS 1 and 2 messages ahead of their acknowledgements (0: no limit); the rest
+        wait here, in order. Called from ``on_connect``, before paho sends again what the last connection
+        left unacknowledged: paho marked all of it to be sent at once."""
+        with self._out_message_mutex:
+            self._max_inflight_messages = limit
+            allowed = limit
+            for message in self._out_messages.values():
+                if not limit or message.qos == 0 or message.state != mqtt.mqtt_ms_publish:
+                    continue
+                if allowed:
+                    allowed -= 1
+                else:
+                    message.state = mqtt.mqtt_ms_queued
+
+    def unacknowledged(self) -> int:
+        """QoS 1 and 2 messages sent and not yet acknowledged by the broker."""
+        with self._out_message_mutex:
+            return self._inflight_messages
 
     def use_servers(self, servers) -> None:
         """The brokers to try in turn, ``(host, port)`` each; call before connect_async."""

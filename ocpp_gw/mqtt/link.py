@@ -23,6 +23,8 @@ from .client import BufferedClient
 
 log = logging.getLogger("ocpp_gw.bridge")
 
+RECEIVE_MAXIMUM_DEFAULT = 65535  # an MQTT 5 broker's limit on unacknowledged QoS 1 messages when it names none
+
 
 @dataclass(frozen=True)
 class LinkConfig:
@@ -65,7 +67,9 @@ class MqttLink:
         if c.cafile or c.certfile:
             client.tls_set(ca_certs=c.cafile, certfile=c.certfile, keyfile=c.keyfile)
         client.max_queued_messages_set(c.max_queued_messages)
-        client.max_inflight_messages_set(100)
+        # MQTT 3.1.1 has no flow control: messages go out without waiting for earlier PUBACKs. An MQTT 5
+        # broker's limit (Receive Maximum) comes in each CONNACK (_on_connect).
+        client.max_inflight_messages_set(0)
         # Short cap: after an outage the broker's per-client queue for us fills fast (Mosquitto
         # drops beyond max_queued_messages), so come back soon.
         client.reconnect_delay_set(1, 5)
@@ -107,6 +111,10 @@ class MqttLink:
         host, port = self.client.host, self.client.port
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
+    def unacknowledged(self) -> int:
+        """QoS 1 messages sent to the broker and not yet acknowledged."""
+        return self.client.unacknowledged()
+
     def is_alive(self) -> bool:
         """paho's network thread runs."""
         return self.client.network_thread_alive()
@@ -115,6 +123,8 @@ class MqttLink:
         if reason_code.is_failure:
             log.error("MQTT broker refused the connection: %s", reason_code)
             return
+        if self.config.mqtt5:  # absent: 65,535 (MQTT 5, 3.2.2.3.3)
+            client.limit_in_flight(getattr(properties, "ReceiveMaximum", RECEIVE_MAXIMUM_DEFAULT))
         sock = client.socket()
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

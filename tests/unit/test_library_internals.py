@@ -92,6 +92,13 @@ def test_paho_mqtt_still_has_every_internal_the_buffered_client_uses():
         "Client.loop_forever retries through reconnect() and _reconnect_wait()":
             "self.reconnect()" in _method(client, "loop_forever")
             and "self._reconnect_wait()" in _method(client, "loop_forever"),
+        "Client._handle_suback(), called by _packet_handle for a SUBACK (dropped when nobody reads it)":
+            "self._handle_suback()" in _method(client, "_packet_handle"),
+        "module-level mqtt_ms_publish and mqtt_ms_queued, set by _messages_reconnect_reset_out and read by "
+        "_handle_connack's resending (limit_in_flight re-marks the messages beyond the broker's limit)":
+            hasattr(paho_client, "mqtt_ms_publish") and hasattr(paho_client, "mqtt_ms_queued")
+            and "m.state = mqtt_ms_publish" in _method(client, "_messages_reconnect_reset_out")
+            and "if m.state == mqtt_ms_queued:" in _method(client, "_handle_connack"),
         "Client._reconnect_delay (None after a CONNACK), _reconnect_min_delay":
             "self._reconnect_delay = None" in _method(client, "_handle_connack")
             and "self._reconnect_min_delay" in _method(client, "_reconnect_wait"),
