@@ -804,7 +804,10 @@ Password for the broker; never logged or shown by the admin API. Quote it if it 
 Empty: none.""", secret=True),
         Key("mqtt.protocol", Choice(("3.1.1", "5")), "3.1.1", """
 MQTT protocol version spoken with the broker. 5 lets the gateway set how long the broker
-keeps its session (mqtt.session_expiry)."""),
+keeps its session (mqtt.session_expiry), and the gateway then keeps to the limit the broker states
+on unacknowledged QoS 1 messages (its Receive Maximum; Mosquitto: max_inflight_messages), holding
+the rest back in order. With 3.1.1, which has no such limit, messages go out without waiting for
+earlier acknowledgements."""),
         Key("mqtt.keepalive", Duration(maximum=65535), "30s", """
 MQTT keepalive interval, rounded to whole seconds. 0 turns keepalive off."""),
         Key("mqtt.session_expiry", Duration(maximum=4294967295), "1h", """
