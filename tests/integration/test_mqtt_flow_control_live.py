@@ -79,22 +79,21 @@ def _burst_while_the_broker_is_paused(broker, link: MqttLink, count: int) -> int
         subscriber.loop_stop()
 
 
-def test_mqtt311_link_sends_a_burst_without_waiting_for_pubacks(broker_factory):
-    broker = broker_factory()
-    link = _link(broker, mqtt5=False)
+def _unacknowledged_in_a_burst(broker, mqtt5: bool, count: int) -> int:
+    link = _link(broker, mqtt5)
     try:
-        assert _burst_while_the_broker_is_paused(broker, link, 300) == 300
+        return _burst_while_the_broker_is_paused(broker, link, count)
     finally:
         link.stop()
+
+
+def test_mqtt311_link_sends_a_burst_without_waiting_for_pubacks(broker_factory):
+    assert _unacknowledged_in_a_burst(broker_factory(), mqtt5=False, count=300) == 300
 
 
 def test_mqtt5_link_keeps_to_the_receive_maximum_of_the_brokers_connack(broker_factory):
     broker = broker_factory(extra_config="max_inflight_messages 5")  # Mosquitto's Receive Maximum for v5
-    link = _link(broker, mqtt5=True)
-    try:
-        assert _burst_while_the_broker_is_paused(broker, link, 50) == 5
-    finally:
-        link.stop()
+    assert _unacknowledged_in_a_burst(broker, mqtt5=True, count=50) == 5
 
 
 def test_mqtt5_messages_queued_before_the_connection_all_arrive_in_order_within_the_window(broker_factory):
