@@ -101,21 +101,50 @@ class PipeConfig:
     history_payloads: bool = False
 
 
+class LeanCondition(threading.Condition):
+    """A ``threading.Condition`` on a re-entrant lock that keeps two objects for the cycle collector, not eight.
+
+    ``Condition.__init__`` stores five bound methods of its lock on the instance (for speed), each an object
+    the collector tracks; a connection's four queues have twelve conditions, so 72 of the 125 objects a
+    connection leaves for the collector were these (docs/performance.md, item 20). Here they are methods of
+    the class calling the lock's own; ``wait``, ``notify`` and the rest are Condition's, unchanged."""
+
+    def __init__(self, lock: threading.RLock):  # instead of super().__init__, not after it
+        self._lock = lock
+        self._waiters = deque()
+
+    def acquire(self, *args) -> bool:
+        return self._lock.acquire(*args)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def _release_save(self):
+        return self._lock._release_save()
+
+    def _acquire_restore(self, state) -> None:
+        self._lock._acquire_restore(state)
+
+    def _is_owned(self) -> bool:
+        return self._lock._is_owned()
+
+
 class PipeQueue(queue.Queue):
     """A ``queue.Queue`` whose three conditions share a re-entrant lock instead of a plain one.
 
     Every connection builds four queues. ``threading.Condition`` on a plain lock looks for three
     methods the lock lacks, each lookup a caught AttributeError: 3.8 µs a condition against 1.1 µs on
     an RLock, so 56 of a connection's 183 µs of set-up went to its queues (docs/performance.md,
-    item 18). The attributes are the ones ``queue.Queue.__init__`` sets; a test compares the two."""
+    item 18); the conditions are :class:`LeanCondition`\ s (item 20). The attributes are the ones
+    ``queue.Queue.__init__`` sets; a test compares the two."""
 
     def __init__(self, maxsize: int = 0):  # instead of super().__init__, not after it
         self.maxsize = maxsize
         self._init(maxsize)
         self.mutex = threading.RLock()
-        self.not_empty = threading.Condition(self.mutex)
-        self.not_full = threading.Condition(self.mutex)
-        self.all_tasks_done = threading.Condition(self.mutex)
+        self.not_empty = LeanCondition(self.mutex)
+        self.not_full = LeanCondition(self.mutex)
+        self.all_tasks_done = LeanCondition(self.mutex)
         self.unfinished_tasks = 0
 
 

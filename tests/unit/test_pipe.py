@@ -611,6 +611,50 @@ def test_a_pipe_queue_is_built_as_a_queue_queue_is_and_blocks_like_one():
     bounded.join()  # both items taken are done: returns at once
 
 
+def test_a_pipe_queue_leaves_nine_objects_for_the_cycle_collector_where_a_queue_queue_leaves_15():
+    import gc
+    import queue
+
+    from ocpp_gw.protocol.pipe import PipeQueue
+
+    def tracked_by(make) -> float:
+        gc.collect()
+        gc.disable()
+        try:
+            before = len(gc.get_objects())
+            made = [make() for _ in range(50)]
+            return (len(gc.get_objects()) - before - 1) / len(made)  # the list itself is one
+        finally:
+            gc.enable()
+
+    assert tracked_by(lambda: queue.Queue(1)) == 15  # its conditions on a plain lock store two bound methods
+    assert tracked_by(lambda: PipeQueue(1)) == 9  # with Condition's own __init__ on an RLock: 24
+
+
+def test_threading_condition_still_reaches_its_lock_only_through_what_lean_condition_provides():
+    import inspect
+    import threading
+
+    from ocpp_gw.protocol.pipe import LeanCondition
+
+    # LeanCondition replaces the bound methods Condition.__init__ stores with methods of its own: a Python
+    # whose Condition reaches its lock another way fails here, naming the method.
+    provided = {"self._release_save()", "self._acquire_restore(", "self._is_owned()", "self._lock.__enter__(",
+                "self._lock.__exit__(", "self._waiters"}
+    for name in ("__enter__", "__exit__", "wait", "notify", "notify_all"):
+        source = inspect.getsource(getattr(threading.Condition, name))
+        reaches = {fragment for fragment in ("self._lock", "self._release_save", "self._acquire_restore",
+                                             "self._is_owned", "self.acquire", "self.release")
+                   if fragment + "." in source or fragment + "(" in source}
+        assert all(any(p.startswith(r) for p in provided) for r in reaches), (name, reaches)
+    condition = LeanCondition(threading.RLock())
+    with condition:
+        assert condition._is_owned()
+        assert not condition.wait(0.001)
+        condition.notify_all()
+    assert not condition._is_owned()
+
+
 def test_every_channel_of_a_pipe_is_a_pipe_queue():
     from ocpp_gw.protocol.pipe import PipeQueue
 
