@@ -314,9 +314,11 @@ class BufferedClient(mqtt.Client):
         left unacknowledged: paho marked all of it to be sent at once."""
         with self._out_message_mutex:
             self._max_inflight_messages = limit
+            if not limit:
+                return
             allowed = limit
             for message in self._out_messages.values():
-                if not limit or message.qos == 0 or message.state != mqtt.mqtt_ms_publish:
+                if message.qos == 0 or message.state != mqtt.mqtt_ms_publish:
                     continue
                 if allowed:
                     allowed -= 1

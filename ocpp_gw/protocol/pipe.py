@@ -105,7 +105,7 @@ class LeanCondition(threading.Condition):
     """A ``threading.Condition`` on a re-entrant lock that keeps two objects for the cycle collector, not eight.
 
     ``Condition.__init__`` stores five bound methods of its lock on the instance (for speed), each an object
-    the collector tracks; a connection's four queues have twelve conditions, so 72 of the 125 objects a
+    the collector tracks; a connection's four queues have twelve conditions, so 60 of the 125 objects a
     connection leaves for the collector were these (docs/performance.md, item 20). Here they are methods of
     the class calling the lock's own; ``wait``, ``notify`` and the rest are Condition's, unchanged."""
 
