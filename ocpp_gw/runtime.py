@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .chargers.admission import SETUPS_AT_ONCE, PendingSlots
+from .chargers.admission import SETUPS_AT_ONCE, PendingSlots, ReadingPlaces
 from .chargers.registry import Registry
 from .config import Config
 from .mqtt.bridge import Bridge
@@ -33,6 +33,8 @@ class Runtime:
     # the MQTT subscription), bounded: see SETUPS_AT_ONCE.
     setting_up: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(SETUPS_AT_ONCE))
+    # Connection threads runnable ahead of their set-up turn, bounded: see READS_AT_ONCE.
+    reading: ReadingPlaces = field(default_factory=ReadingPlaces)
 
     def checker_for(self, version: OcppVersion | str) -> SchemaChecker | None:
         """The schema checker of a connection speaking ``version``; None: not checked."""

@@ -5,6 +5,9 @@ only an authenticated charge point takes one of the `max_connections` slots. So 
 a flood, a broken modem) can fill the pending slots at most - bounded in total and per address - and never the
 slots of charge points that log in. What is shed is closed at once, unread, counted, and logged at most once per
 `WARNING_EVERY` seconds with the count since.
+
+Two more bounds keep a storm of connections from crowding the GIL: the reading places (threads runnable before
+their set-up turn) and the set-up turns themselves (`READS_AT_ONCE`, `SETUPS_AT_ONCE`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ SETUPS_AT_ONCE = 32
 # has done its part, and in a storm of password hashes (20 ms each, one per CPU at a time) the last of
 # 5,000 logins waits over a minute. The waiters are bounded by the pending slots.
 SETUP_WAIT = 180.0
+# The same storm one step earlier: the accept loop started threads faster than they read their requests and
+# reached a turn (in a storm of 5,000 it had started all 5,000 before most had), and each such thread waits
+# for the GIL with its request in hand, as in the collapse above. So the accept loop keeps at
+# most this many started threads runnable ahead of their turn, and accepts the next connection only when one
+# of them has moved on: to its turn, to waiting for bytes its client has not sent yet, or to its end. The
+# connections not yet accepted wait in the listen backlog, outside the process.
+READS_AT_ONCE = 64
+# How often the accept loop, waiting for a reading place, looks whether the listener is stopping.
+PLACE_POLL = 0.5
 
 WARNING_EVERY = 10.0
 
@@ -121,3 +133,27 @@ class Slot:
         if self._held:
             self._held = False
             self._slots.give_back(self._address)
+
+
+class ReadingPlaces:
+    """The READS_AT_ONCE places of connection threads that run ahead of their set-up turn. Thread-safe."""
+
+    def __init__(self, count: int = READS_AT_ONCE):
+        self._free = threading.Semaphore(count)
+
+    def take(self, timeout: float) -> "ReadingPlace | None":
+        """A place, waiting for one at most `timeout` seconds; None when none came free."""
+        return ReadingPlace(self._free) if self._free.acquire(timeout=timeout) else None
+
+
+class ReadingPlace:
+    """One connection thread's place, given back once (`give_back`): when the thread waits, or ends."""
+
+    def __init__(self, free: threading.Semaphore):
+        self._free = free
+        self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self._free.release()

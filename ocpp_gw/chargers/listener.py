@@ -16,7 +16,7 @@ from ..protocol import proxy_header as handshake_proxy
 from ..netio import cpus
 from ..protocol.peers import address_key
 from . import tls
-from .admission import SETUP_WAIT, SETUPS_AT_ONCE, PendingLimits, Slot
+from .admission import PLACE_POLL, SETUP_WAIT, SETUPS_AT_ONCE, PendingLimits, ReadingPlace, Slot
 from .proxy_protocol import ProxyPolicy, read_header
 from .session import Peer, Session
 from .websocket import refuse_after_upgrade
@@ -91,32 +91,40 @@ class Listener:
 
     def _accept_loop(self) -> None:
         while not self._stopping:
-            try:
-                conn, address = self.sock.accept()
-            except OSError as err:
-                if self._stopping:
-                    return
-                if err.errno in OUT_OF_DESCRIPTORS:
-                    self._out_of_descriptors(err)
-                    continue
+            place = self.runtime.reading.take(PLACE_POLL)  # the backlog holds the next connection meanwhile
+            if place is not None and not self._accept_one(place):
+                place.give_back()
+
+    def _accept_one(self, place: ReadingPlace) -> bool:
+        """Accept one connection and start its thread, which takes `place` over (True); or shed or refuse it."""
+        try:
+            conn, address = self.sock.accept()
+        except OSError as err:
+            if self._stopping:
+                return False
+            if err.errno in OUT_OF_DESCRIPTORS:
+                self._out_of_descriptors(err)
+            else:
                 log.exception("accept failed on %s", self.name)
-                continue
-            peer = _format_peer(address)
-            if self.runtime.config.listener.proxy.enabled \
-                    and not self.runtime.config.listener.proxy.trusts(address[0]):
-                self._refuse_untrusted(conn, peer)
-                continue
-            slot = self._pending_slot(peer)
-            if slot is None:
-                conn.close()  # shed at once, unread: it holds nothing, costs no thread
-                continue
-            thread = threading.Thread(target=self._serve, args=(conn, peer, slot),
-                                      name=f"ocpp-conn-{peer}", daemon=True)
-            try:
-                thread.start()
-            except RuntimeError:
-                slot.release()
-                _refuse_quickly(conn, handshake.Refusal(503, "cannot start a thread"))
+            return False
+        peer = _format_peer(address)
+        if self.runtime.config.listener.proxy.enabled \
+                and not self.runtime.config.listener.proxy.trusts(address[0]):
+            self._refuse_untrusted(conn, peer)
+            return False
+        slot = self._pending_slot(peer)
+        if slot is None:
+            conn.close()  # shed at once, unread: it holds nothing, costs no thread
+            return False
+        thread = threading.Thread(target=self._serve, args=(conn, peer, slot, place),
+                                  name=f"ocpp-conn-{peer}", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            slot.release()
+            _refuse_quickly(conn, handshake.Refusal(503, "cannot start a thread"))
+            return False
+        return True
 
     def _pending_slot(self, peer: str) -> Slot | None:
         """A slot before authentication; its address's too, unless a PROXY header will name the address."""
@@ -153,20 +161,23 @@ class Listener:
             self._descriptor_misses = 0
         time.sleep(DESCRIPTOR_PAUSE)
 
-    def _serve(self, conn: socket.socket, peer: str, slot: Slot) -> None:
+    def _serve(self, conn: socket.socket, peer: str, slot: Slot, place: ReadingPlace) -> None:
         try:
             context = self.server_tls.context if self.server_tls is not None else None
-            Connection(self.runtime, conn, peer, context, slot).handle()
+            Connection(self.runtime, conn, peer, context, slot, place).handle()
         finally:
+            place.give_back()
             slot.release()
 
 
 class Connection:
     """One accepted socket until it is refused or has become a session."""
 
-    def __init__(self, runtime, sock: socket.socket, peer: str, ssl_context, slot: Slot | None = None):
+    def __init__(self, runtime, sock: socket.socket, peer: str, ssl_context, slot: Slot | None = None,
+                 place: ReadingPlace | None = None):
         self.runtime = runtime
         self.slot = slot  # the pending slot, given back when the handshake ends
+        self.place = place  # the reading place, given back when this thread first waits
         self.config: ListenerConfig = runtime.config.listener
         self.sock = sock
         self.peer = peer  # the charge point's address: the socket's, or the one a trusted proxy names
@@ -187,6 +198,7 @@ class Connection:
             log.exception("connection from %s failed", self.peer)
             self.runtime.stats.incr("errors.handshake")
         finally:
+            self._give_back_place()
             self._end_turn()
             self._release_slot()
             if self.sock is not None:
@@ -251,6 +263,7 @@ class Connection:
 
     def _take_turn(self) -> bool:
         """One of the SETUPS_AT_ONCE turns, waiting for it at most SETUP_WAIT."""
+        self._give_back_place()
         self._has_turn = self.runtime.setting_up.acquire(timeout=SETUP_WAIT)
         return self._has_turn
 
@@ -263,6 +276,10 @@ class Connection:
         if self.slot is not None:
             self.slot.release()
 
+    def _give_back_place(self) -> None:
+        if self.place is not None:
+            self.place.give_back()
+
     def _claim_address(self) -> bool:
         """Behind a proxy the address is known from its header only; shed when that address has its slots."""
         return self.slot is None or self.slot.claim_address(address_key(self.peer))
@@ -270,6 +287,8 @@ class Connection:
     def _take_proxy_header(self) -> bool:
         """Read the PROXY protocol header (before TLS); the peer becomes the address it names. False when there
         is none or it is malformed (logged, counted)."""
+        if not self._bytes_waiting():
+            self._give_back_place()  # a trusted proxy sends its header at once; this one has not yet
         verdict = read_header(self.sock, self.deadline, self.config.proxy.versions)
         if isinstance(verdict, handshake_proxy.Malformed):
             log.warning("connection from %s closed: %s", self.peer, verdict.reason)
@@ -283,6 +302,7 @@ class Connection:
     def _tls_handshake(self) -> ssl.SSLSocket | None:
         """TLS on this thread, within the handshake deadline (do_handshake treats the socket timeout as one
         deadline for the whole exchange); the TLS socket, or None when the handshake failed (logged)."""
+        self._give_back_place()  # the handshake waits for the client's answers
         self.sock = self.ssl_context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
         try:
             remaining = self.deadline - time.monotonic()
@@ -310,11 +330,7 @@ class Connection:
         buf = b""
         while True:
             try:
-                remaining = self.deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                self.sock.settimeout(remaining)
-                chunk = self.sock.recv(4096)
+                chunk = self._receive()
             except TimeoutError:
                 log.warning("connection from %s closed: no handshake within %gs", self.peer,
                             self.config.handshake_timeout)
@@ -330,6 +346,27 @@ class Connection:
             if len(buf) > handshake.MAX_REQUEST_BYTES:
                 self._refuse(handshake.too_large())
                 return None
+
+    def _bytes_waiting(self) -> bool:
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            return False
+
+    def _receive(self) -> bytes:
+        """The next bytes of the request, by the deadline. While this thread holds its reading place it reads
+        without waiting first; when nothing has arrived it gives the place back, then waits."""
+        if self.place is not None and self.place.held:
+            self.sock.settimeout(0.0)
+            try:
+                return self.sock.recv(4096)
+            except BlockingIOError:
+                self.place.give_back()
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        self.sock.settimeout(remaining)
+        return self.sock.recv(4096)
 
     def _decide(self, raw: bytes) -> Peer | handshake.Refusal | "_Unserved":
         config = self.config
@@ -373,6 +410,7 @@ class Connection:
 
     def _refuse(self, refusal: handshake.Refusal) -> None:
         # 429s come in bursts; the throttle logs the start of each burst once.
+        self._give_back_place()  # the client may take its time to read the answer
         level = logging.DEBUG if refusal.status == 429 else logging.WARNING
         log.log(level, "connection from %s refused: %d %s", self.peer, refusal.status, refusal.reason)
         self.runtime.stats.incr(f"refused.http_{refusal.status}")
