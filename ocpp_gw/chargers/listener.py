@@ -19,6 +19,7 @@ from . import tls
 from .admission import PLACE_POLL, SETUP_WAIT, SETUPS_AT_ONCE, PendingLimits, ReadingPlace, Slot
 from .proxy_protocol import ProxyPolicy, read_header
 from .session import Peer, Session
+from .waiting_room import Accepted, WaitingRoom
 from .websocket import refuse_after_upgrade
 
 log = logging.getLogger("ocpp_gw.listener")
@@ -32,6 +33,8 @@ DESCRIPTOR_PAUSE = 0.1
 DESCRIPTOR_WARNING_EVERY = 10.0
 # Connections from untrusted addresses on a PROXY protocol listener: one warning per this many seconds.
 UNTRUSTED_WARNING_EVERY = 10.0
+# Connections the accept loop takes from the backlog before it looks at the silent ones again.
+ACCEPT_BATCH = 64
 DESCRIPTOR_HINT = "raise the open files limit, LimitNOFILE: each charge point needs two"
 
 
@@ -63,6 +66,7 @@ class Listener:
         self.server_tls = server_tls  # read per accepted connection: SIGHUP swaps its context
         self.sock = socket.create_server(address, family=_family(address[0]), backlog=4096,
                                          reuse_port=False)
+        self.sock.setblocking(False)  # the accept loop takes what the backlog holds, then waits in its selector
         self.address = self.sock.getsockname()[:2]
         self.thread = threading.Thread(target=self._accept_loop, name=f"ocpp-accept-{name}",
                                        daemon=True)
@@ -90,41 +94,84 @@ class Listener:
         return self.thread.is_alive()
 
     def _accept_loop(self) -> None:
-        while not self._stopping:
-            place = self.runtime.reading.take(PLACE_POLL)  # the backlog holds the next connection meanwhile
-            if place is not None and not self._accept_one(place):
-                place.give_back()
-
-    def _accept_one(self, place: ReadingPlace) -> bool:
-        """Accept one connection and start its thread, which takes `place` over (True); or shed or refuse it."""
+        room = WaitingRoom(self.sock)
         try:
-            conn, address = self.sock.accept()
-        except OSError as err:
-            if self._stopping:
-                return False
-            if err.errno in OUT_OF_DESCRIPTORS:
-                self._out_of_descriptors(err)
+            while not self._stopping:
+                incoming, spoken = room.wait(PLACE_POLL, time.monotonic())
+                for accepted in spoken:
+                    self._start(accepted)
+                if incoming:
+                    self._accept_backlog(room)
+                for accepted in room.expired(time.monotonic()):
+                    self._close_silent(accepted)
+        finally:
+            for accepted in room.close():
+                accepted.slot.release()
+                accepted.conn.close()
+
+    def _accept_backlog(self, room: WaitingRoom) -> None:
+        """Accept what the backlog holds, up to ACCEPT_BATCH: a connection whose client has spoken gets its
+        thread, the others wait in `room` until they do."""
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, address = self.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as err:
+                self._accept_failed(err)
+                return
+            accepted = self._admit(conn, _format_peer(address), address[0])
+            if accepted is None:
+                continue
+            if accepted.has_spoken():
+                self._start(accepted)
             else:
-                log.exception("accept failed on %s", self.name)
-            return False
-        peer = _format_peer(address)
-        if self.runtime.config.listener.proxy.enabled \
-                and not self.runtime.config.listener.proxy.trusts(address[0]):
+                room.add(accepted)
+
+    def _accept_failed(self, err: OSError) -> None:
+        if self._stopping:
+            return
+        if err.errno in OUT_OF_DESCRIPTORS:
+            self._out_of_descriptors(err)
+        else:
+            log.exception("accept failed on %s", self.name)
+
+    def _admit(self, conn: socket.socket, peer: str, host: str) -> Accepted | None:
+        """The accepted connection with its pending slot and handshake deadline; None when refused or shed."""
+        listener = self.runtime.config.listener
+        if listener.proxy.enabled and not listener.proxy.trusts(host):
             self._refuse_untrusted(conn, peer)
-            return False
+            return None
         slot = self._pending_slot(peer)
         if slot is None:
             conn.close()  # shed at once, unread: it holds nothing, costs no thread
-            return False
-        thread = threading.Thread(target=self._serve, args=(conn, peer, slot, place),
-                                  name=f"ocpp-conn-{peer}", daemon=True)
+            return None
+        return Accepted(conn, peer, slot, time.monotonic() + listener.handshake_timeout)
+
+    def _start(self, accepted: Accepted) -> None:
+        """Start the thread of a connection whose client has spoken, once a reading place is free."""
+        place = None
+        while place is None:
+            if self._stopping:
+                accepted.slot.release()
+                accepted.conn.close()
+                return
+            place = self.runtime.reading.take(PLACE_POLL)  # the backlog holds the next connections meanwhile
+        thread = threading.Thread(target=self._serve, args=(accepted, place),
+                                  name=f"ocpp-conn-{accepted.peer}", daemon=True)
         try:
             thread.start()
         except RuntimeError:
-            slot.release()
-            _refuse_quickly(conn, handshake.Refusal(503, "cannot start a thread"))
-            return False
-        return True
+            place.give_back()
+            accepted.slot.release()
+            _refuse_quickly(accepted.conn, handshake.Refusal(503, "cannot start a thread"))
+
+    def _close_silent(self, accepted: Accepted) -> None:
+        log.warning("connection from %s closed: no handshake within %gs", accepted.peer,
+                    self.runtime.config.listener.handshake_timeout)
+        self.runtime.stats.incr("refused.handshake_timeout")
+        accepted.slot.release()
+        accepted.conn.close()
 
     def _pending_slot(self, peer: str) -> Slot | None:
         """A slot before authentication; its address's too, unless a PROXY header will name the address."""
@@ -161,20 +208,21 @@ class Listener:
             self._descriptor_misses = 0
         time.sleep(DESCRIPTOR_PAUSE)
 
-    def _serve(self, conn: socket.socket, peer: str, slot: Slot, place: ReadingPlace) -> None:
+    def _serve(self, accepted: Accepted, place: ReadingPlace) -> None:
         try:
             context = self.server_tls.context if self.server_tls is not None else None
-            Connection(self.runtime, conn, peer, context, slot, place).handle()
+            Connection(self.runtime, accepted.conn, accepted.peer, context, accepted.slot, place,
+                       deadline=accepted.deadline).handle()
         finally:
             place.give_back()
-            slot.release()
+            accepted.slot.release()
 
 
 class Connection:
     """One accepted socket until it is refused or has become a session."""
 
     def __init__(self, runtime, sock: socket.socket, peer: str, ssl_context, slot: Slot | None = None,
-                 place: ReadingPlace | None = None):
+                 place: ReadingPlace | None = None, *, deadline: float | None = None):
         self.runtime = runtime
         self.slot = slot  # the pending slot, given back when the handshake ends
         self.place = place  # the reading place, given back when this thread first waits
@@ -182,7 +230,7 @@ class Connection:
         self.sock = sock
         self.peer = peer  # the charge point's address: the socket's, or the one a trusted proxy names
         self.ssl_context = ssl_context
-        self.deadline = 0.0  # of the handshake, on the monotonic clock; set by _handshake()
+        self.deadline = deadline  # of the handshake, on the monotonic clock; None: from when it starts
         self.upgrade: handshake.Upgrade | None = None  # set by _decide() for a request that passed the checks
         self._has_turn = False  # holds one of runtime.setting_up
 
@@ -210,7 +258,8 @@ class Connection:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # One deadline for the whole handshake: a per-read timeout would let a client that
         # dribbles its request a byte at a time hold the connection forever.
-        self.deadline = time.monotonic() + self.config.handshake_timeout
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.config.handshake_timeout
         if self.config.proxy.enabled:
             if not self._take_proxy_header() or not self._claim_address():
                 return None

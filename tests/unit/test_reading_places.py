@@ -6,7 +6,9 @@ requests go to a path the gateway does not serve, so each is answered 404 after 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import socket
+import threading
 import time
 
 import pytest
@@ -23,11 +25,11 @@ REQUEST = b"GET /elsewhere/CP1 HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r
 HANDSHAKE_TIMEOUT = 60
 
 
-def make_listener(extra_settings: str = "") -> tuple[Listener, object]:
+def make_listener(extra_settings: str = "", handshake_timeout: float = HANDSHAKE_TIMEOUT) -> tuple[Listener, object]:
     """A listener, not started, whose runtime has one reading place; (listener, runtime). Its accept loop holds
     the place while it waits in accept(), and hands it to the thread it starts."""
     settings = loads(f"auth.backend = none\nmqtt.server = 127.0.0.1:1\n"
-                     f"ocpp.listener.handshake_timeout = {HANDSHAKE_TIMEOUT}\n{extra_settings}")
+                     f"ocpp.listener.handshake_timeout = {handshake_timeout}\n{extra_settings}")
     runtime = build_runtime(Config.from_settings(settings), make_auth(settings), None)
     runtime = dataclasses.replace(runtime, reading=ReadingPlaces(1))
     return Listener(runtime, ("127.0.0.1", 0), "ws"), runtime
@@ -71,7 +73,11 @@ def wait_until(condition, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_a_connection_is_not_accepted_while_every_reading_place_is_held(one_place_listener):
+def connection_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("ocpp-conn-")]
+
+
+def test_no_connection_thread_starts_while_every_reading_place_is_held(one_place_listener):
     listener, runtime = one_place_listener
     held = runtime.reading.take(timeout=1)
     assert held is not None
@@ -81,7 +87,7 @@ def test_a_connection_is_not_accepted_while_every_reading_place_is_held(one_plac
         client.settimeout(0.3)  # unpaced, the 404 comes within milliseconds
         with pytest.raises(TimeoutError):
             client.recv(4096)
-        assert runtime.pending.pending() == 0  # still in the listen backlog, not in a thread
+        assert connection_threads() == []
         held.give_back()
         client.settimeout(5)
         assert answer_of(client).startswith(b"HTTP/1.1 404 ")
@@ -113,6 +119,25 @@ def test_a_proxied_connection_whose_header_has_not_come_gives_its_reading_place_
             assert answer_of(prompt).startswith(b"HTTP/1.1 404 ")
         silent.sendall(header + REQUEST)
         assert answer_of(silent).startswith(b"HTTP/1.1 404 ")
+
+
+def test_a_connection_that_never_speaks_gets_no_thread_and_is_closed_at_its_deadline_warned_and_counted(
+        caplog):
+    listener, runtime = make_listener(handshake_timeout=0.3)
+    listener.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="ocpp_gw.listener"):
+            silent = [connect(listener) for _ in range(20)]
+            wait_until(lambda: runtime.pending.pending() == 20)
+            assert connection_threads() == []
+            for client in silent:
+                assert client.recv(4096) == b""  # closed by the gateway, unanswered
+                client.close()
+        wait_until(lambda: runtime.stats.get("refused.handshake_timeout") == 20)
+        assert runtime.pending.pending() == 0
+        assert sum("no handshake within 0.3s" in record.getMessage() for record in caplog.records) == 20
+    finally:
+        listener.stop()
 
 
 def test_every_reading_place_is_back_once_the_connections_have_ended(one_place_listener):
