@@ -58,7 +58,7 @@ def _format_peer(address) -> str:
 
 
 class Listener:
-    """Accepts connections on one address and hands each to its own thread."""
+    """Accepts connections on one address and hands each to its own thread once its client has spoken."""
 
     def __init__(self, runtime, address: tuple[str, int], name: str, server_tls: tls.ServerTls | None = None):
         self.runtime = runtime
@@ -336,8 +336,6 @@ class Connection:
     def _take_proxy_header(self) -> bool:
         """Read the PROXY protocol header (before TLS); the peer becomes the address it names. False when there
         is none or it is malformed (logged, counted)."""
-        if not self._bytes_waiting():
-            self._give_back_place()  # a trusted proxy sends its header at once; this one has not yet
         verdict = read_header(self.sock, self.deadline, self.config.proxy.versions)
         if isinstance(verdict, handshake_proxy.Malformed):
             log.warning("connection from %s closed: %s", self.peer, verdict.reason)
@@ -395,12 +393,6 @@ class Connection:
             if len(buf) > handshake.MAX_REQUEST_BYTES:
                 self._refuse(handshake.too_large())
                 return None
-
-    def _bytes_waiting(self) -> bool:
-        try:
-            return bool(self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-        except BlockingIOError:
-            return False
 
     def _receive(self) -> bytes:
         """The next bytes of the request, by the deadline. While this thread holds its reading place it reads
