@@ -32,10 +32,10 @@ SETUPS_AT_ONCE = 32
 SETUP_WAIT = 180.0
 # The same storm one step earlier: the accept loop started threads faster than they read their requests and
 # reached a turn (in a storm of 5,000 it had started all 5,000 before most had), and each such thread waits
-# for the GIL with its request in hand, as in the collapse above. So the accept loop keeps at
-# most this many started threads runnable ahead of their turn, and accepts the next connection only when one
-# of them has moved on: to its turn, to waiting for bytes its client has not sent yet, or to its end. The
-# connections not yet accepted wait in the listen backlog, outside the process.
+# for the GIL with its request in hand, as in the collapse above. So the accept loop keeps at most this many
+# started threads runnable ahead of their turn, and starts the next one only when one of them has moved on:
+# to its turn, to waiting for bytes its client has not sent yet, or to its end. Meanwhile the connections
+# wait in the listen backlog and the accept loop's waiting room (``waiting_room.py``), outside any thread.
 READS_AT_ONCE = 64
 # How often the accept loop, waiting for a reading place, looks whether the listener is stopping.
 PLACE_POLL = 0.5

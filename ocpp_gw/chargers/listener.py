@@ -106,8 +106,7 @@ class Listener:
                     self._close_silent(accepted)
         finally:
             for accepted in room.close():
-                accepted.slot.release()
-                accepted.conn.close()
+                accepted.drop()
 
     def _accept_backlog(self, room: WaitingRoom) -> None:
         """Accept what the backlog holds, up to ACCEPT_BATCH: a connection whose client has spoken gets its
@@ -153,8 +152,7 @@ class Listener:
         place = None
         while place is None:
             if self._stopping:
-                accepted.slot.release()
-                accepted.conn.close()
+                accepted.drop()
                 return
             place = self.runtime.reading.take(PLACE_POLL)  # the backlog holds the next connections meanwhile
         thread = threading.Thread(target=self._serve, args=(accepted, place),
@@ -170,8 +168,7 @@ class Listener:
         log.warning("connection from %s closed: no handshake within %gs", accepted.peer,
                     self.runtime.config.listener.handshake_timeout)
         self.runtime.stats.incr("refused.handshake_timeout")
-        accepted.slot.release()
-        accepted.conn.close()
+        accepted.drop()
 
     def _pending_slot(self, peer: str) -> Slot | None:
         """A slot before authentication; its address's too, unless a PROXY header will name the address."""

@@ -36,6 +36,11 @@ class Accepted:
             pass  # reset: the connection's thread will find out and say so
         return True
 
+    def drop(self) -> None:
+        """Close it unserved and give its pending slot back."""
+        self.slot.release()
+        self.conn.close()
+
 
 class WaitingRoom:
     """The listening socket and the silent connections, in one selector. Used by the accept loop's thread only."""
@@ -45,9 +50,6 @@ class WaitingRoom:
         self._selector = selectors.DefaultSelector()
         self._selector.register(listening, selectors.EVENT_READ)
         self._waiting: dict[int, Accepted] = {}  # by descriptor, in arrival order: deadlines come in order
-
-    def __len__(self) -> int:
-        return len(self._waiting)
 
     def add(self, accepted: Accepted) -> None:
         self._waiting[accepted.conn.fileno()] = accepted
